@@ -1,0 +1,1 @@
+"""Backfill orchestrator: table and date-range backfills over Postgres and RabbitMQ."""

@@ -1,0 +1,178 @@
+"""Frozen domain models. API schemas and message schemas live elsewhere and map onto these."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.domain.states import BackfillState, RunState
+
+
+class TargetKind(StrEnum):
+    TABLE = "table"
+    DATE_RANGE = "date_range"
+
+
+class IntervalType(StrEnum):
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+
+class RunOrder(StrEnum):
+    OLDEST_FIRST = "oldest_first"
+    NEWEST_FIRST = "newest_first"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def _from_mapping(cls, row: Mapping[str, Any], **extra: Any) -> Any:
+        """Builds from a storage row, keeping only this model's fields (rows carry more)."""
+        data = {k: row[k] for k in cls.model_fields if k in row}
+        data.update(extra)
+        return cls.model_validate(data)
+
+
+class SinkSpec(_Frozen):
+    """Where a table backfill delivers rows. `type` picks the sink; `options` are its own."""
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class HandlerSpec(_Frozen):
+    """What a date-range run executes for its window."""
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Target(_Frozen):
+    id: int
+    uuid: UUID
+    name: str
+    kind: TargetKind
+    source: str | None = None
+    tables: list[str] = Field(default_factory=list)
+    sort_column: str | None = None
+    sink: SinkSpec | None = None
+    handler: HandlerSpec | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    chunk_size: int = 1000
+    interval_type: IntervalType = IntervalType.DAY
+    interval_units: int = 1
+    max_active_runs: int = 4
+    max_attempts: int = 3
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Target:
+        return cls._from_mapping(row)  # type: ignore[no-any-return]
+
+
+class ErrorEntry(_Frozen):
+    """One failed run in a backfill's error report."""
+
+    run_id: int
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    lower_key: list[str] | None = None
+    upper_key: list[str] | None = None
+    attempt: int
+    error: str
+
+
+class Backfill(_Frozen):
+    id: int
+    uuid: UUID
+    target_id: int
+    kind: TargetKind
+    name: str | None = None
+    state: BackfillState
+    command_id: UUID | None = None
+    # table backfills
+    table_name: str | None = None
+    sort_column: str | None = None
+    key_columns: list[str] | None = None
+    chunk_size: int | None = None
+    # date-range backfills
+    range_start: datetime | None = None
+    range_end: datetime | None = None
+    end_is_date: bool = False
+    interval_type: IntervalType | None = None
+    interval_units: int | None = None
+    time_zone: str | None = None
+    run_order: RunOrder | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    max_active_runs: int
+    max_attempts: int
+    planning_done: bool = False
+    rows_initial_count: int | None = None
+    rows_processed_count: int = 0
+    rows_ingested_count: int = 0
+    runs_total: int = 0
+    runs_created: int = 0
+    runs_completed: int = 0
+    runs_failed: int = 0
+    runs_cancelled: int = 0
+    error_report: list[ErrorEntry] = Field(default_factory=list)
+    created_at: datetime
+    started_at: datetime | None = None
+    updated_at: datetime
+    completed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    failed_at: datetime | None = None
+    paused_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], error_report: list[ErrorEntry] | None = None) -> Backfill:
+        return cls._from_mapping(row, error_report=error_report or [])  # type: ignore[no-any-return]
+
+
+class TransferRun(_Frozen):
+    id: int
+    backfill_id: int
+    seq: int
+    state: RunState
+    lower_key: list[str] | None = None  # exclusive; None means from the start
+    upper_key: list[str] | None = None  # inclusive
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    cursor: list[str] | None = None  # last key delivered (table runs)
+    attempt: int = 0
+    lease_token: UUID | None = None
+    lease_expires_at: datetime | None = None
+    worker_id: str | None = None
+    not_before: datetime | None = None
+    rows_processed: int = 0
+    rows_ingested: int = 0
+    error: str | None = None
+    created_at: datetime
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TransferRun:
+        return cls._from_mapping(row)  # type: ignore[no-any-return]
+
+
+class Window(_Frozen):
+    """One date-range window, [start, end)."""
+
+    start: datetime
+    end: datetime
+
+

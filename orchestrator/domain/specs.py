@@ -1,0 +1,132 @@
+"""What a user asks for: the inputs to create targets and backfills.
+
+The REST API and the `command.create` message both carry these, so a backfill made over HTTP
+and one published straight to RabbitMQ go through the same validation."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from orchestrator.domain.models import HandlerSpec, IntervalType, RunOrder, SinkSpec
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
+TABLE_RE = re.compile(rf"^(?:{_IDENT}\.)?{_IDENT}$")
+COLUMN_RE = re.compile(rf"^{_IDENT}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date_or_datetime(value: object) -> object:
+    """A bare `YYYY-MM-DD` is a date (its end is inclusive); anything else a datetime."""
+    if isinstance(value, str) and _DATE_ONLY.match(value):
+        return date.fromisoformat(value)
+    return value
+
+
+DateOrDatetime = Annotated[datetime | date, BeforeValidator(_date_or_datetime)]
+
+
+def qualify_table(name: str) -> str:
+    """`orders` -> `public.orders`; the schema defaults to public."""
+    return name if "." in name else f"public.{name}"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=NAME_RE.pattern)]
+Column = Annotated[str, Field(min_length=1, max_length=63, pattern=COLUMN_RE.pattern)]
+TableName = Annotated[str, Field(min_length=1, max_length=127, pattern=TABLE_RE.pattern)]
+
+
+class _TargetCommon(_Spec):
+    name: Name
+    max_active_runs: int = Field(default=4, ge=1, le=1000)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+
+
+class TableTargetSpec(_TargetCommon):
+    kind: Literal["table"] = "table"
+    source: Name = "main"
+    tables: list[TableName] = Field(min_length=1, max_length=100)
+    sort_column: Column | None = None
+    sink: SinkSpec
+    chunk_size: int = Field(default=1000, ge=1, le=1_000_000)
+
+    @field_validator("tables")
+    @classmethod
+    def _qualify(cls, tables: list[str]) -> list[str]:
+        qualified = [qualify_table(t) for t in tables]
+        if len(set(qualified)) != len(qualified):
+            raise ValueError("tables must not repeat")
+        return qualified
+
+
+class DateRangeTargetSpec(_TargetCommon):
+    kind: Literal["date_range"] = "date_range"
+    handler: HandlerSpec
+    variables: dict[str, Any] = Field(default_factory=dict)
+    interval_type: IntervalType = IntervalType.DAY
+    interval_units: int = Field(default=1, ge=1, le=10_000)
+
+
+TargetSpec = Annotated[TableTargetSpec | DateRangeTargetSpec, Field(discriminator="kind")]
+
+
+class TargetPatch(_Spec):
+    """Fields a target may change. Kind and source tables are fixed once created."""
+
+    name: Name | None = None
+    sort_column: Column | None = None
+    sink: SinkSpec | None = None
+    handler: HandlerSpec | None = None
+    variables: dict[str, Any] | None = None
+    chunk_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    interval_type: IntervalType | None = None
+    interval_units: int | None = Field(default=None, ge=1, le=10_000)
+    max_active_runs: int | None = Field(default=None, ge=1, le=1000)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+
+class BackfillSpec(_Spec):
+    """A backfill of one target. Table fields apply to table targets, window fields to
+    date-range targets; the service checks which against the target's kind."""
+
+    target: int | Name = Field(description="The target's id or name")
+    name: Annotated[str, Field(max_length=256)] | None = None
+    # table
+    table: TableName | None = None
+    chunk_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    # date range
+    start: DateOrDatetime | None = None
+    end: DateOrDatetime | None = None
+    interval_type: IntervalType | None = None
+    interval_units: int | None = Field(default=None, ge=1, le=10_000)
+    time_zone: str = "UTC"
+    order: RunOrder = RunOrder.OLDEST_FIRST
+    variables: dict[str, Any] = Field(default_factory=dict)
+    # both
+    max_active_runs: int | None = Field(default=None, ge=1, le=1000)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _qualify(cls, value: str | None) -> str | None:
+        return qualify_table(value) if value is not None else None

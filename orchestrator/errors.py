@@ -1,0 +1,80 @@
+"""One error family. Each error carries a stable machine-readable code and an HTTP status,
+so the API renders every one of them the same way and workers can tell them apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OrchestratorError(Exception):
+    code = "internal_error"
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.extra = extra or {}
+
+
+class BadRequest(OrchestratorError):
+    code = "bad_request"
+    status = 400
+    title = "Bad request"
+
+
+class ValidationFailed(OrchestratorError):
+    code = "validation_failed"
+    status = 422
+    title = "Validation failed"
+
+
+class NotFound(OrchestratorError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(OrchestratorError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class InvalidTransition(OrchestratorError):
+    """A state change that the state machine does not allow from the current state."""
+
+    code = "invalid_state_transition"
+    status = 422
+    title = "Invalid state transition"
+
+    def __init__(
+        self, entity: str, current: str, requested: str, valid: list[str], *, action: bool = False
+    ) -> None:
+        valid_text = ", ".join(valid) if valid else "none (the state is final)"
+        if action:
+            detail = f"cannot {requested} a {entity} that is {current}; valid actions: {valid_text}"
+            extra = {"current_state": current, "requested_action": requested, "valid_actions": valid}
+        else:
+            detail = f"cannot move {entity} from {current!r} to {requested!r}; valid: {valid_text}"
+            extra = {"current_state": current, "requested_state": requested, "valid_states": valid}
+        super().__init__(detail, extra=extra)
+        self.current = current
+        self.requested = requested
+        self.valid = valid
+
+
+class SourceError(OrchestratorError):
+    """A problem with a source table detected while validating or planning (no key, etc.)."""
+
+    code = "invalid_source"
+    status = 422
+    title = "Invalid source"
+
+
+class Unavailable(OrchestratorError):
+    code = "service_unavailable"
+    status = 503
+    title = "Service unavailable"

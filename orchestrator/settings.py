@@ -1,0 +1,75 @@
+"""The one settings object. Built in the CLI, passed down, never a global."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MAIN_SOURCE = "main"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BACKFILL_", extra="ignore", frozen=True)
+
+    database_url: SecretStr = SecretStr("postgresql://127.0.0.1:5432/backfill")
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+
+    # Named source databases that targets may read from or write to. API users name a
+    # source; the DSN never leaves the server. "main" always means database_url.
+    sources: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+
+    # Every exchange and queue name starts with this, so several deployments (or test
+    # runs) can share one broker without seeing each other's messages.
+    amqp_prefix: str = "backfills"
+    amqp_prefetch: int = Field(default=8, ge=1)
+    delivery_limit: int = Field(default=5, ge=1)
+
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    reaper_seconds: float = Field(default=5.0, gt=0)
+    dispatch_sweep_seconds: float = Field(default=5.0, gt=0)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # A queued run whose dispatch message has not been claimed for this long is
+    # published again; duplicates are harmless because claims are conditional.
+    redispatch_after_seconds: float = Field(default=60.0, gt=0)
+    retry_base_seconds: float = Field(default=1.0, ge=0)
+    retry_max_seconds: float = Field(default=300.0, ge=0)
+    run_timeout_seconds: float = Field(default=3600.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    worker_concurrency: int = Field(default=4, ge=1)
+    planner_batch_runs: int = Field(default=100, ge=1)
+    read_batch_rows: int = Field(default=1000, ge=1)
+
+    # A date-range backfill that would make more runs than this is refused (422).
+    max_runs_per_backfill: int = Field(default=1_000_000, ge=1)
+
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON when stderr is not a terminal
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _parse_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            import json
+
+            parsed = json.loads(value) if value.strip() else {}
+            if not isinstance(parsed, dict):
+                raise ValueError('BACKFILL_SOURCES must be a JSON object {"name": "dsn"}')
+            return parsed
+        return value
+
+    def source_names(self) -> list[str]:
+        return sorted({MAIN_SOURCE, *self.sources})
+
+    def source_dsn(self, name: str) -> str | None:
+        if name == MAIN_SOURCE:
+            return self.database_url.get_secret_value()
+        secret = self.sources.get(name)
+        return secret.get_secret_value() if secret is not None else None
