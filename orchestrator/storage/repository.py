@@ -1,0 +1,514 @@
+"""Every read and write of the orchestrator's tables. Transactions are composed here, so each
+state change, its counters and the messages announcing it commit together or not at all."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from orchestrator.domain.models import Backfill, ErrorEntry, Target, TransferRun
+from orchestrator.domain.states import (
+    BACKFILL_DISPATCHABLE,
+    BackfillState,
+    RunState,
+    action_target,
+    sources_for,
+)
+from orchestrator.errors import Conflict, NotFound
+from orchestrator.storage.database import Conn, Pool
+from orchestrator.storage.queries import q
+
+B = BackfillState
+
+
+def backfill_event(event: str, row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    """The payload of a backfill.* event: enough to act on without reading the API."""
+    return {
+        "type": event,
+        "event_id": str(uuid4()),
+        "backfill_id": row["id"],
+        "backfill_uuid": str(row["uuid"]),
+        "target_id": row["target_id"],
+        "state": row["state"],
+        "rows_processed_count": row["rows_processed_count"],
+        "rows_ingested_count": row["rows_ingested_count"],
+        "runs_total": row["runs_total"],
+        "runs_completed": row["runs_completed"],
+        "runs_failed": row["runs_failed"],
+        "runs_cancelled": row["runs_cancelled"],
+        "occurred_at": datetime.now().astimezone().isoformat(),
+    }
+
+
+async def enqueue(conn: Conn, routing_key: str, payload: dict[str, Any]) -> None:
+    await conn.execute(q("enqueue"), routing_key, payload)
+
+
+async def lock_backfill(conn: Conn, backfill_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(q("lock_backfill"), backfill_id)
+    if row is None:
+        raise NotFound(f"backfill {backfill_id} not found")
+    return row
+
+
+async def dispatch(conn: Conn, backfill: asyncpg.Record) -> int:
+    """Top up queued runs. The caller holds the backfill lock (lock_backfill)."""
+    if backfill["state"] not in BACKFILL_DISPATCHABLE:
+        return 0
+    rows = await conn.fetch(q("dispatch_runs"), backfill["id"], backfill["max_active_runs"])
+    return len(rows)
+
+
+async def set_state(
+    conn: Conn, backfill_id: int, state: BackfillState
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(q("set_backfill_state"), backfill_id, state.value, sources_for(state))
+
+
+async def maybe_finish(conn: Conn, backfill: asyncpg.Record) -> asyncpg.Record:
+    """When planning is done and every run is terminal, the backfill ends: completed, or
+    failed if any run failed. Cancelled and paused backfills keep their state."""
+    ended = backfill["runs_completed"] + backfill["runs_failed"] + backfill["runs_cancelled"]
+    if (
+        backfill["state"] in (B.SCHEDULED, B.RUNNING)
+        and backfill["planning_done"]
+        and ended >= backfill["runs_total"]
+    ):
+        final = B.FAILED if backfill["runs_failed"] else B.COMPLETED
+        row = await set_state(conn, backfill["id"], final)
+        if row is not None:
+            await enqueue(conn, f"event.backfill.{final.value}", backfill_event(f"backfill.{final.value}", row))
+            return row
+    return backfill
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    run: TransferRun
+    backfill: asyncpg.Record
+
+
+class Repository:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    # ---------------------------------------------------------------- targets
+
+    async def insert_target(self, values: dict[str, Any]) -> Target:
+        try:
+            row = await self.pool.fetchrow(
+                q("insert_target"),
+                values["name"], values["kind"], values.get("source"), values.get("tables", []),
+                values.get("sort_column"), values.get("sink"), values.get("handler"),
+                values.get("variables", {}), values.get("chunk_size", 1000),
+                values.get("interval_type", "day"), values.get("interval_units", 1),
+                values["max_active_runs"], values["max_attempts"],
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"a target named {values['name']!r} already exists") from None
+        assert row is not None
+        return Target.from_row(row)
+
+    async def get_target(self, target: int | str) -> Target:
+        if isinstance(target, int):
+            row = await self.pool.fetchrow(q("get_target_by_id"), target)
+        else:
+            row = await self.pool.fetchrow(q("get_target_by_name"), target)
+        if row is None:
+            raise NotFound(f"target {target!r} not found")
+        return Target.from_row(row)
+
+    async def list_targets(self, after: int | None, limit: int) -> list[Target]:
+        rows = await self.pool.fetch(q("list_targets"), after, limit)
+        return [Target.from_row(r) for r in rows]
+
+    async def update_target(self, target_id: int, changes: dict[str, Any]) -> Target:
+        if not changes:
+            return await self.get_target(target_id)
+        # Column names come from TargetPatch's fields, never from the request body's keys.
+        allowed = {
+            "name", "sort_column", "sink", "handler", "variables", "chunk_size",
+            "interval_type", "interval_units", "max_active_runs", "max_attempts",
+        }
+        assert set(changes) <= allowed, set(changes) - allowed
+        sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
+        try:
+            row = await self.pool.fetchrow(
+                f"UPDATE targets SET {sets}, updated_at = now() WHERE id = $1 RETURNING *",
+                target_id, *changes.values(),
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"a target named {changes.get('name')!r} already exists") from None
+        if row is None:
+            raise NotFound(f"target {target_id} not found")
+        return Target.from_row(row)
+
+    async def delete_target(self, target_id: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(q("lock_target"), target_id)
+            if await conn.fetchval(q("target_has_active_backfill"), target_id):
+                raise Conflict(
+                    f"target {target_id} has an active backfill; cancel it before deleting"
+                )
+            await conn.execute(q("delete_target_backfills"), target_id)
+            status = await conn.execute(q("delete_target"), target_id)
+            if status.endswith(" 0"):
+                raise NotFound(f"target {target_id} not found")
+
+    # -------------------------------------------------------------- backfills
+
+    async def insert_backfill(
+        self, values: dict[str, Any], *, announce_create: dict[str, Any] | None
+    ) -> tuple[Backfill, bool]:
+        """Inserts unless a backfill with the same command id exists (then returns it and
+        False). Refuses an overlap with an active backfill of the same target."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            existing = await conn.fetchrow(q("backfill_by_command"), values["command_id"])
+            if existing is not None:
+                return await self._with_report(conn, existing), False
+            await conn.execute(q("lock_target"), values["target_id"])
+            if values["kind"] == "table":
+                other = await conn.fetchval(
+                    q("active_table_backfill"), values["target_id"], values["table_name"]
+                )
+                if other is not None:
+                    raise Conflict(
+                        f"backfill {other} of {values['table_name']} is still active on this "
+                        "target; cancel it or wait for it to finish",
+                        extra={"conflicting_backfill_id": other},
+                    )
+            else:
+                other = await conn.fetchval(
+                    q("overlapping_range_backfill"),
+                    values["target_id"], values["covered_from"], values["covered_to"],
+                )
+                if other is not None:
+                    raise Conflict(
+                        f"the range overlaps active backfill {other} of the same target",
+                        extra={"conflicting_backfill_id": other},
+                    )
+            cols = list(values)
+            placeholders = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
+            row = await conn.fetchrow(
+                f"INSERT INTO backfills ({', '.join(cols)}) VALUES ({placeholders}) RETURNING *",
+                *values.values(),
+            )
+            assert row is not None
+            if announce_create is not None:
+                await enqueue(conn, "command.create", announce_create)
+            await enqueue(conn, "event.backfill.created", backfill_event("backfill.created", row))
+            return Backfill.from_row(row), True
+
+    async def _with_report(self, conn: Conn, row: asyncpg.Record) -> Backfill:
+        reports = await self._error_reports(conn, [row["id"]])
+        return Backfill.from_row(row, reports.get(row["id"]))
+
+    async def _error_reports(self, conn: Conn, ids: Sequence[int]) -> dict[int, list[ErrorEntry]]:
+        if not ids:
+            return {}
+        out: dict[int, list[ErrorEntry]] = {}
+        for r in await conn.fetch(q("error_reports"), list(ids)):
+            entry = ErrorEntry(
+                run_id=r["run_id"], window_start=r["window_start"], window_end=r["window_end"],
+                lower_key=r["lower_key"], upper_key=r["upper_key"], attempt=r["attempt"],
+                error=r["error"],
+            )
+            out.setdefault(r["backfill_id"], []).append(entry)
+        return out
+
+    async def _backfill_row(self, conn: Conn, backfill_id: int | UUID) -> asyncpg.Record:
+        if isinstance(backfill_id, UUID):
+            row = await conn.fetchrow(q("get_backfill_by_uuid"), backfill_id)
+        else:
+            row = await conn.fetchrow(q("get_backfill_by_id"), backfill_id)
+        if row is None:
+            raise NotFound(f"backfill {backfill_id} not found")
+        return row
+
+    async def get_backfill(self, backfill_id: int | UUID) -> Backfill:
+        async with self.pool.acquire() as conn:
+            return await self._with_report(conn, await self._backfill_row(conn, backfill_id))
+
+    async def backfill_id_of(self, backfill_id: int | UUID) -> int:
+        if isinstance(backfill_id, int):
+            return backfill_id
+        async with self.pool.acquire() as conn:
+            return int((await self._backfill_row(conn, backfill_id))["id"])
+
+    async def backfill_by_command(self, command_id: UUID) -> Backfill | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(q("backfill_by_command"), command_id)
+            return await self._with_report(conn, row) if row is not None else None
+
+    async def list_backfills(
+        self, target_id: int | None, states: list[str] | None, after: int | None, limit: int
+    ) -> list[Backfill]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(q("list_backfills"), target_id, states, after, limit)
+            reports = await self._error_reports(conn, [r["id"] for r in rows if r["runs_failed"]])
+            return [Backfill.from_row(r, reports.get(r["id"])) for r in rows]
+
+    async def list_runs(
+        self, backfill_id: int, states: list[str] | None, after: int | None, limit: int
+    ) -> list[TransferRun]:
+        rows = await self.pool.fetch(q("list_runs"), backfill_id, states, after, limit)
+        return [TransferRun.from_row(r) for r in rows]
+
+    async def change_state(
+        self,
+        backfill_id: int,
+        action: str,
+        *,
+        command_id: UUID | None = None,
+        command: dict[str, Any] | None = None,
+    ) -> Backfill:
+        """Cancel, pause or resume, with the runs that go with it, in one transaction.
+        `command`, if given, goes to the outbox; `command_id` is recorded as applied so the
+        same command arriving from the queue changes nothing."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await lock_backfill(conn, backfill_id)
+            new_state = action_target(
+                BackfillState(row["state"]), action, started=row["started_at"] is not None
+            )
+            if new_state == B.CANCELLED:
+                n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
+                row = await set_state(conn, backfill_id, B.CANCELLED)
+                assert row is not None
+                if n:
+                    row = await conn.fetchrow(q("add_cancelled_runs"), backfill_id, n)
+                    assert row is not None
+                await enqueue(
+                    conn, "event.backfill.cancelled", backfill_event("backfill.cancelled", row)
+                )
+            elif new_state == B.PAUSED:
+                await conn.fetchval(q("unqueue_runs"), backfill_id)
+                row = await set_state(conn, backfill_id, B.PAUSED)
+                assert row is not None
+            else:
+                row = await set_state(conn, backfill_id, new_state)
+                assert row is not None
+                row = await maybe_finish(conn, row)
+                await dispatch(conn, row)
+            if command_id is not None:
+                await conn.fetchval(q("record_command"), command_id, f"command.{action}", backfill_id)
+            if command is not None:
+                await enqueue(conn, command["type"], command)
+            return await self._with_report(conn, row)
+
+    async def record_command(self, command_id: UUID, kind: str, backfill_id: int | None) -> bool:
+        """True if this command had not been applied before (and now counts as applied)."""
+        got = await self.pool.fetchval(q("record_command"), command_id, kind, backfill_id)
+        return got is not None
+
+    async def command_applied(self, command_id: UUID) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM applied_commands WHERE command_id = $1)", command_id
+            )
+        )
+
+    # ---------------------------------------------------------------- planning
+
+    async def claim_planning(self, backfill_id: int, token: UUID, lease: float) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(q("claim_planning"), backfill_id, token, lease)
+
+    async def planning_candidates(self, limit: int) -> list[int]:
+        return [r["id"] for r in await self.pool.fetch(q("planning_candidates"), limit)]
+
+    async def set_upper_bound(self, backfill_id: int, token: UUID, upper: list[str]) -> None:
+        await self.pool.execute(q("set_upper_bound"), backfill_id, token, upper)
+
+    async def set_initial_count(self, backfill_id: int, count: int) -> None:
+        await self.pool.execute(q("set_initial_count"), backfill_id, count)
+
+    async def add_runs(
+        self,
+        backfill_id: int,
+        token: UUID,
+        runs: list[dict[str, Any]],
+        *,
+        cursor: list[str] | None,
+        next_seq: int,
+        done: bool,
+        total: int | None,
+        lease: float,
+    ) -> asyncpg.Record | None:
+        """Inserts a batch of planned runs, stores the planning cursor and tops up dispatch,
+        in one transaction. None means stop planning: cancelled, or the lease was lost."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await lock_backfill(conn, backfill_id)
+            if row["planner_token"] != token or row["state"] in (B.CANCELLED, B.COMPLETED, B.FAILED):
+                return None
+            status = await conn.execute(q("insert_runs"), backfill_id, runs)
+            inserted = int(status.rsplit(" ", 1)[1])
+            row = await conn.fetchrow(
+                q("advance_planning"), backfill_id, token, cursor, next_seq, done, total, lease, inserted
+            )
+            assert row is not None
+            row = await maybe_finish(conn, row)
+            await dispatch(conn, row)
+            return row
+
+    # --------------------------------------------------------------- execution
+
+    async def claim_run(
+        self, run_id: int, backfill_id: int, token: UUID, lease: float, worker_id: str
+    ) -> ClaimedRun | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            backfill = await conn.fetchrow(q("lock_backfill"), backfill_id)
+            if backfill is None or backfill["state"] not in BACKFILL_DISPATCHABLE:
+                return None
+            run = await conn.fetchrow(q("claim_run"), run_id, token, lease, worker_id)
+            if run is None:
+                return None
+            await conn.execute(q("mark_backfill_started"), backfill_id)
+            return ClaimedRun(TransferRun.from_row(run), backfill)
+
+    async def heartbeat(self, run_id: int, token: UUID, lease: float) -> bool:
+        return await self.pool.fetchval(q("heartbeat_run"), run_id, token, lease) is not None
+
+    async def checkpoint(
+        self, run_id: int, backfill_id: int, token: UUID, cursor: list[str],
+        processed: int, ingested: int, lease: float,
+    ) -> bool:
+        """Stores progress after a delivered batch and rolls the rows up, fenced by the lease:
+        False means this worker lost the run and must stop writing."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await lock_backfill(conn, backfill_id)
+            ok = await conn.fetchval(
+                q("checkpoint_run"), run_id, token, cursor, processed, ingested, lease
+            )
+            if ok is None:
+                return False
+            await conn.execute(q("add_rows"), backfill_id, processed, ingested)
+            return True
+
+    async def complete_run(
+        self, run_id: int, backfill_id: int, token: UUID, processed: int, ingested: int
+    ) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await lock_backfill(conn, backfill_id)
+            run = await conn.fetchrow(q("complete_run"), run_id, token, processed, ingested)
+            if run is None:
+                return False
+            await conn.execute(q("add_rows"), backfill_id, processed, ingested)
+            row = await conn.fetchrow(q("count_run_end"), backfill_id, 1, 0)
+            assert row is not None
+            row = await maybe_finish(conn, row)
+            await dispatch(conn, row)
+            return True
+
+    async def fail_attempt(
+        self, run_id: int, backfill_id: int, token: UUID, error: str, *,
+        retry_in: float | None,
+    ) -> RunState | None:
+        """Ends a failed attempt: back to pending after `retry_in` seconds, or failed for good
+        when `retry_in` is None (attempts used up). None if the lease was lost."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            backfill = await lock_backfill(conn, backfill_id)
+            if retry_in is not None and backfill["state"] != B.CANCELLED:
+                run = await conn.fetchrow(q("retry_run"), run_id, token, error, retry_in)
+                return RunState.PENDING if run is not None else None
+            run = await conn.fetchrow(q("fail_run"), run_id, token, error)
+            if run is None:
+                return None
+            row = await conn.fetchrow(q("count_run_end"), backfill_id, 0, 1)
+            assert row is not None
+            await enqueue(conn, "event.run.failed", {
+                "type": "run.failed", "event_id": str(uuid4()), "backfill_id": backfill_id,
+                "run_id": run_id, "attempt": run["attempt"], "error": error,
+                "occurred_at": datetime.now().astimezone().isoformat(),
+            })
+            row = await maybe_finish(conn, row)
+            await dispatch(conn, row)
+            return RunState.FAILED
+
+    async def release_run(self, run_id: int, backfill_id: int, token: UUID) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            backfill = await lock_backfill(conn, backfill_id)
+            released = await conn.fetchval(q("release_run"), run_id, token)
+            if released is None:
+                return False
+            if backfill["state"] == B.CANCELLED:
+                # Cancelled meanwhile: the handed-back run must not wait for a dispatch.
+                n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
+                await conn.fetchrow(q("add_cancelled_runs"), backfill_id, n)
+            else:
+                await dispatch(conn, backfill)
+            return True
+
+    async def reap_expired(self, limit: int, max_backoff: float) -> int:
+        """Runs whose lease expired go back to pending (attempt already counted at claim) or
+        fail once their attempts are used up."""
+        reaped = 0
+        for r in await self.pool.fetch(q("expired_leases"), limit):
+            async with self.pool.acquire() as conn, conn.transaction():
+                backfill = await lock_backfill(conn, r["backfill_id"])
+                run = await conn.fetchrow(
+                    "SELECT * FROM transfer_runs WHERE id = $1 AND state = 'running' "
+                    "AND lease_expires_at < now() FOR UPDATE", r["id"],
+                )
+                if run is None:
+                    continue
+                error = f"lease expired (worker {run['worker_id']} stopped heartbeating)"
+                if run["attempt"] < backfill["max_attempts"] and backfill["state"] != B.CANCELLED:
+                    await conn.execute(q("retry_run"), run["id"], run["lease_token"], error, 0.0)
+                else:
+                    await conn.execute(q("fail_run"), run["id"], run["lease_token"], error)
+                    row = await conn.fetchrow(q("count_run_end"), backfill["id"], 0, 1)
+                    assert row is not None
+                    backfill = await maybe_finish(conn, row)
+                await dispatch(conn, backfill)
+                reaped += 1
+        return reaped
+
+    async def dispatch_due(self, limit: int) -> int:
+        queued = 0
+        for backfill_id in [r["id"] for r in await self.pool.fetch(q("dispatchable_backfills"), limit)]:
+            async with self.pool.acquire() as conn, conn.transaction():
+                queued += await dispatch(conn, await lock_backfill(conn, backfill_id))
+        return queued
+
+    async def redispatch_stale(self, older_than: float, limit: int) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(q("stale_queued"), older_than, limit)
+            for r in rows:
+                await enqueue(conn, "run.dispatch", {
+                    "type": "run.dispatch", "run_id": r["id"], "backfill_id": r["backfill_id"],
+                })
+            return len(rows)
+
+    # ------------------------------------------------------------------ outbox
+
+    async def prune_outbox(self, older_than: float) -> None:
+        await self.pool.execute(q("prune_outbox"), older_than)
+
+    # ------------------------------------------------------------------ workers
+
+    async def worker_seen(self, worker_id: str, hostname: str, pid: int, roles: list[str]) -> None:
+        await self.pool.execute(q("worker_seen"), worker_id, hostname, pid, roles)
+
+    async def worker_stopped(self, worker_id: str) -> None:
+        await self.pool.execute(q("worker_stopped"), worker_id)
+
+    async def overview(self) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            backfills = {r["state"]: r["n"] for r in await conn.fetch(q("overview_backfills"))}
+            runs = {r["state"]: r["n"] for r in await conn.fetch(q("overview_runs"))}
+            oldest = await conn.fetchrow(q("overview_oldest_pending"))
+            workers = await conn.fetch(q("overview_workers"))
+            outbox = await conn.fetchrow(q("overview_outbox"))
+        assert outbox is not None
+        return {
+            "backfills": backfills,
+            "runs": runs,
+            "oldest_pending_run": dict(oldest) if oldest is not None else None,
+            "workers": [dict(w) for w in workers],
+            "outbox": {"unsent": outbox["unsent"], "oldest_unsent_at": outbox["oldest"]},
+        }

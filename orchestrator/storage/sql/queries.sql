@@ -1,0 +1,344 @@
+-- Named statements, loaded by orchestrator.storage.queries. Every statement that changes a
+-- state repeats the state machine's guard in its WHERE clause: zero rows means a conflict.
+
+-- name: insert_target
+INSERT INTO targets (name, kind, source, tables, sort_column, sink, handler, variables,
+                     chunk_size, interval_type, interval_units, max_active_runs, max_attempts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING *;
+
+-- name: get_target_by_id
+SELECT * FROM targets WHERE id = $1;
+
+-- name: get_target_by_name
+SELECT * FROM targets WHERE name = $1;
+
+-- name: list_targets
+SELECT * FROM targets WHERE ($1::bigint IS NULL OR id > $1) ORDER BY id LIMIT $2;
+
+-- name: target_has_active_backfill
+SELECT EXISTS (
+    SELECT 1 FROM backfills
+    WHERE target_id = $1 AND state IN ('created', 'scheduled', 'running', 'paused'));
+
+-- name: delete_target_backfills
+DELETE FROM backfills WHERE target_id = $1;
+
+-- name: delete_target
+DELETE FROM targets WHERE id = $1;
+
+-- name: lock_target
+-- Serialises backfill creation per target so the overlap check and the insert are atomic.
+SELECT pg_advisory_xact_lock(8123, $1::int);
+
+-- name: active_table_backfill
+SELECT id FROM backfills
+WHERE target_id = $1 AND table_name = $2
+  AND state IN ('created', 'scheduled', 'running', 'paused')
+LIMIT 1;
+
+-- name: overlapping_range_backfill
+SELECT id FROM backfills
+WHERE target_id = $1 AND kind = 'date_range'
+  AND state IN ('created', 'scheduled', 'running', 'paused')
+  AND covered_from < $3 AND $2 < covered_to
+LIMIT 1;
+
+-- name: backfill_by_command
+SELECT * FROM backfills WHERE command_id = $1;
+
+-- name: get_backfill_by_id
+SELECT * FROM backfills WHERE id = $1;
+
+-- name: get_backfill_by_uuid
+SELECT * FROM backfills WHERE uuid = $1;
+
+-- name: lock_backfill
+-- Every transaction that touches a backfill and its runs locks the backfill row first, so
+-- cancel, pause, claims, checkpoints and completions serialise without deadlocks.
+SELECT * FROM backfills WHERE id = $1 FOR UPDATE;
+
+-- name: list_backfills
+SELECT * FROM backfills
+WHERE ($1::bigint IS NULL OR target_id = $1)
+  AND ($2::text[] IS NULL OR state = ANY($2))
+  AND ($3::bigint IS NULL OR id < $3)
+ORDER BY id DESC
+LIMIT $4;
+
+-- name: error_reports
+SELECT backfill_id, id AS run_id, window_start, window_end, lower_key, upper_key, attempt,
+       coalesce(error, 'failed') AS error
+FROM transfer_runs
+WHERE backfill_id = ANY($1::bigint[]) AND state = 'failed'
+ORDER BY backfill_id, seq;
+
+-- name: list_runs
+SELECT * FROM transfer_runs
+WHERE backfill_id = $1
+  AND ($2::text[] IS NULL OR state = ANY($2))
+  AND ($3::integer IS NULL OR seq > $3)
+ORDER BY seq
+LIMIT $4;
+
+-- name: set_backfill_state
+UPDATE backfills SET
+    state = $2,
+    updated_at = now(),
+    paused_at = CASE WHEN $2 = 'paused' THEN now() ELSE paused_at END,
+    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
+    completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,
+    failed_at = CASE WHEN $2 = 'failed' THEN now() ELSE failed_at END
+WHERE id = $1 AND state = ANY($3::text[])
+RETURNING *;
+
+-- name: cancel_open_runs
+-- Pending and queued runs are cancelled; running ones finish and still roll up.
+WITH cancelled AS (
+    UPDATE transfer_runs SET state = 'cancelled', finished_at = now(), updated_at = now()
+    WHERE backfill_id = $1 AND state IN ('pending', 'queued')
+    RETURNING 1)
+SELECT count(*) FROM cancelled;
+
+-- name: unqueue_runs
+-- Pausing returns queued runs to pending, so a dispatch message already sent finds nothing.
+WITH unqueued AS (
+    UPDATE transfer_runs SET state = 'pending', queued_at = NULL, updated_at = now()
+    WHERE backfill_id = $1 AND state = 'queued'
+    RETURNING 1)
+SELECT count(*) FROM unqueued;
+
+-- name: add_cancelled_runs
+UPDATE backfills SET runs_cancelled = runs_cancelled + $2, updated_at = now()
+WHERE id = $1 RETURNING *;
+
+-- name: dispatch_runs
+-- Tops a backfill up to max_active_runs queued + running runs, in planning order, and
+-- writes one run.dispatch message per run to the outbox. Caller holds the backfill lock.
+WITH active AS (
+    SELECT count(*) AS n FROM transfer_runs
+    WHERE backfill_id = $1 AND state IN ('queued', 'running')),
+picked AS (
+    SELECT id FROM transfer_runs
+    WHERE backfill_id = $1 AND state = 'pending' AND not_before <= now()
+    ORDER BY seq
+    LIMIT greatest(0, $2 - (SELECT n FROM active))
+    FOR UPDATE SKIP LOCKED),
+queued AS (
+    UPDATE transfer_runs t SET state = 'queued', queued_at = now(), updated_at = now()
+    FROM picked WHERE t.id = picked.id
+    RETURNING t.id)
+INSERT INTO outbox (routing_key, payload)
+SELECT 'run.dispatch',
+       jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', $1::bigint)
+FROM queued
+RETURNING id;
+
+-- name: dispatchable_backfills
+SELECT b.id FROM backfills b
+WHERE b.state IN ('scheduled', 'running')
+  AND EXISTS (SELECT 1 FROM transfer_runs r
+              WHERE r.backfill_id = b.id AND r.state = 'pending' AND r.not_before <= now())
+ORDER BY b.id
+LIMIT $1;
+
+-- name: enqueue
+INSERT INTO outbox (routing_key, payload) VALUES ($1, $2) RETURNING id;
+
+-- name: record_command
+INSERT INTO applied_commands (command_id, type, backfill_id) VALUES ($1, $2, $3)
+ON CONFLICT (command_id) DO NOTHING
+RETURNING command_id;
+
+-- name: claim_planning
+-- A planner takes a backfill for planning with a lease; a planner that died loses it.
+UPDATE backfills SET
+    planner_token = $2,
+    planner_expires_at = now() + make_interval(secs => $3),
+    state = CASE WHEN state = 'created' THEN 'scheduled' ELSE state END,
+    updated_at = now()
+WHERE id = $1 AND NOT planning_done
+  AND state IN ('created', 'scheduled', 'running', 'paused')
+  AND (planner_token IS NULL OR planner_token = $2 OR planner_expires_at < now())
+RETURNING *;
+
+-- name: planning_candidates
+SELECT id FROM backfills
+WHERE NOT planning_done AND state IN ('created', 'scheduled', 'running', 'paused')
+  AND (planner_token IS NULL OR planner_expires_at < now())
+ORDER BY id
+LIMIT $1;
+
+-- name: set_upper_bound
+UPDATE backfills SET upper_bound = $3, updated_at = now()
+WHERE id = $1 AND planner_token = $2 AND upper_bound IS NULL
+RETURNING upper_bound;
+
+-- name: set_initial_count
+UPDATE backfills SET rows_initial_count = $2, updated_at = now()
+WHERE id = $1 AND rows_initial_count IS NULL;
+
+-- name: insert_runs
+INSERT INTO transfer_runs (backfill_id, seq, lower_key, upper_key, window_start, window_end)
+SELECT $1, r.seq, r.lower_key, r.upper_key, r.window_start, r.window_end
+FROM jsonb_to_recordset($2::jsonb)
+     AS r(seq integer, lower_key text[], upper_key text[],
+          window_start timestamptz, window_end timestamptz)
+ON CONFLICT (backfill_id, seq) DO NOTHING;
+
+-- name: advance_planning
+-- Counts grow by what this batch inserted: a resumed planner re-inserting a batch adds 0.
+UPDATE backfills SET
+    planning_cursor = $3,
+    planning_seq = $4,
+    planning_done = $5,
+    runs_created = runs_created + $8,
+    runs_total = CASE WHEN $5 OR $6::integer IS NULL THEN runs_created + $8 ELSE $6 END,
+    planner_expires_at = now() + make_interval(secs => $7),
+    updated_at = now()
+WHERE id = $1 AND planner_token = $2
+RETURNING *;
+
+-- name: claim_run
+-- The claim: only a queued run of a dispatchable backfill can start; the lease token fences
+-- every later write of this attempt. Caller holds the backfill lock.
+UPDATE transfer_runs SET
+    state = 'running',
+    attempt = attempt + 1,
+    lease_token = $2,
+    lease_expires_at = now() + make_interval(secs => $3),
+    worker_id = $4,
+    started_at = coalesce(started_at, now()),
+    error = NULL,
+    updated_at = now()
+WHERE id = $1 AND state = 'queued'
+RETURNING *;
+
+-- name: mark_backfill_started
+UPDATE backfills SET
+    state = CASE WHEN state = 'scheduled' THEN 'running' ELSE state END,
+    started_at = coalesce(started_at, now()),
+    updated_at = now()
+WHERE id = $1;
+
+-- name: heartbeat_run
+UPDATE transfer_runs SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+WHERE id = $1 AND lease_token = $2 AND state = 'running'
+RETURNING id;
+
+-- name: checkpoint_run
+UPDATE transfer_runs SET
+    cursor = $3,
+    rows_processed = rows_processed + $4,
+    rows_ingested = rows_ingested + $5,
+    lease_expires_at = now() + make_interval(secs => $6),
+    updated_at = now()
+WHERE id = $1 AND lease_token = $2 AND state = 'running'
+RETURNING id;
+
+-- name: add_rows
+UPDATE backfills SET
+    rows_processed_count = rows_processed_count + $2,
+    rows_ingested_count = rows_ingested_count + $3,
+    updated_at = now()
+WHERE id = $1;
+
+-- name: complete_run
+UPDATE transfer_runs SET
+    state = 'completed',
+    rows_processed = rows_processed + $3,
+    rows_ingested = rows_ingested + $4,
+    lease_token = NULL, lease_expires_at = NULL,
+    finished_at = now(), updated_at = now()
+WHERE id = $1 AND lease_token = $2 AND state = 'running'
+RETURNING *;
+
+-- name: retry_run
+UPDATE transfer_runs SET
+    state = 'pending',
+    error = $3,
+    not_before = now() + make_interval(secs => $4),
+    lease_token = NULL, lease_expires_at = NULL, queued_at = NULL,
+    updated_at = now()
+WHERE id = $1 AND lease_token = $2 AND state = 'running'
+RETURNING *;
+
+-- name: release_run
+-- A worker shutting down hands its run back: this attempt does not count.
+UPDATE transfer_runs SET
+    state = 'pending',
+    attempt = greatest(attempt - 1, 0),
+    lease_token = NULL, lease_expires_at = NULL, queued_at = NULL,
+    not_before = now(), updated_at = now()
+WHERE id = $1 AND lease_token = $2 AND state = 'running'
+RETURNING id;
+
+-- name: fail_run
+UPDATE transfer_runs SET
+    state = 'failed',
+    error = $3,
+    lease_token = NULL, lease_expires_at = NULL,
+    finished_at = now(), updated_at = now()
+WHERE id = $1 AND lease_token = $2 AND state = 'running'
+RETURNING *;
+
+-- name: count_run_end
+UPDATE backfills SET
+    runs_completed = runs_completed + $2,
+    runs_failed = runs_failed + $3,
+    updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: expired_leases
+SELECT id, backfill_id FROM transfer_runs
+WHERE state = 'running' AND lease_expires_at < now()
+ORDER BY lease_expires_at
+LIMIT $1;
+
+-- name: stale_queued
+-- Queued runs nobody claimed for a while: their dispatch message is published again.
+UPDATE transfer_runs SET queued_at = now(), updated_at = now()
+WHERE id IN (SELECT id FROM transfer_runs
+             WHERE state = 'queued' AND queued_at < now() - make_interval(secs => $1)
+             ORDER BY queued_at LIMIT $2
+             FOR UPDATE SKIP LOCKED)
+RETURNING id, backfill_id;
+
+-- name: prune_outbox
+DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1);
+
+-- name: fetch_outbox
+SELECT id, routing_key, message_id, payload FROM outbox
+WHERE sent_at IS NULL
+ORDER BY id
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark_outbox_sent
+UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]);
+
+-- name: worker_seen
+INSERT INTO workers (id, hostname, pid, roles) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET last_seen_at = now(), stopped_at = NULL;
+
+-- name: worker_stopped
+UPDATE workers SET stopped_at = now(), last_seen_at = now() WHERE id = $1;
+
+-- name: overview_backfills
+SELECT state, count(*) AS n FROM backfills GROUP BY state;
+
+-- name: overview_runs
+SELECT state, count(*) AS n FROM transfer_runs GROUP BY state;
+
+-- name: overview_oldest_pending
+SELECT id, backfill_id, created_at, not_before FROM transfer_runs
+WHERE state = 'pending' ORDER BY created_at, id LIMIT 1;
+
+-- name: overview_workers
+SELECT id, hostname, pid, roles, started_at, last_seen_at, stopped_at FROM workers
+WHERE last_seen_at > now() - interval '1 day'
+ORDER BY last_seen_at DESC LIMIT 100;
+
+-- name: overview_outbox
+SELECT count(*) AS unsent, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL;
