@@ -1,0 +1,30 @@
+"""Counts rows and drops them: for dry runs of the pipeline and for benchmarks."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.sinks.base import Resources, RowBatch, Sink
+
+
+class NullOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _NullSink:
+    async def deliver(self, batch: RowBatch) -> int:
+        return len(batch.rows)
+
+    async def close(self) -> None:
+        return None
+
+
+class NullSinkType:
+    name = "null"
+    options_model: type[BaseModel] = NullOptions
+
+    async def validate(self, options: BaseModel, resources: Resources) -> None:
+        return None
+
+    async def open(self, options: BaseModel, resources: Resources) -> Sink:
+        return _NullSink()

@@ -1,0 +1,37 @@
+"""Sink types by name. A new destination is one module and one line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import ValidationFailed
+from orchestrator.sinks.base import SinkType
+from orchestrator.sinks.null import NullSinkType
+from orchestrator.sinks.postgres import PostgresSinkType
+
+SINK_TYPES: dict[str, SinkType] = {t.name: t for t in (NullSinkType(), PostgresSinkType())}
+
+
+def sink_type(name: str) -> SinkType:
+    found = SINK_TYPES.get(name)
+    if found is None:
+        raise ValidationFailed(
+            f"unknown sink type {name!r}",
+            errors=[{"pointer": "/sink/type", "message": f"must be one of {sorted(SINK_TYPES)}"}],
+        )
+    return found
+
+
+def parse_options(kind: str, pointer: str, model: type[BaseModel], options: dict[str, Any]) -> BaseModel:
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            f"invalid {kind} options",
+            errors=[
+                {"pointer": pointer + "".join(f"/{p}" for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors()
+            ],
+        ) from None
