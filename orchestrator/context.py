@@ -1,0 +1,55 @@
+"""What one process holds open: the database pool, source pools, the broker connection, and
+the repository and service built on them. Opened once in the CLI, shared by the API and the
+workers of that process, closed on the way out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from orchestrator.messaging.broker import Broker
+from orchestrator.messaging.topology import Topology
+from orchestrator.service import BackfillService
+from orchestrator.settings import Settings
+from orchestrator.sinks.base import Resources
+from orchestrator.sources.pools import SourcePools
+from orchestrator.storage.database import Pool, open_pool
+from orchestrator.storage.repository import Repository
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    pool: Pool
+    sources: SourcePools
+    broker: Broker
+    repo: Repository
+    service: BackfillService
+
+    @property
+    def resources(self) -> Resources:
+        return self.service.resources
+
+
+@asynccontextmanager
+async def open_context(settings: Settings) -> AsyncIterator[Context]:
+    pool = await open_pool(
+        settings.database_url.get_secret_value(),
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+    )
+    sources = SourcePools(settings)
+    broker = Broker(
+        settings.amqp_url.get_secret_value(),
+        Topology(settings.amqp_prefix, settings.delivery_limit),
+        prefetch=settings.amqp_prefetch,
+    )
+    try:
+        await broker.connect()
+        repo = Repository(pool)
+        yield Context(settings, pool, sources, broker, repo, BackfillService(settings, repo, sources))
+    finally:
+        await broker.close()
+        await sources.close()
+        await pool.close()

@@ -1,0 +1,1 @@
+"""RabbitMQ: topology, message schemas, publishing with confirms, dead letters."""

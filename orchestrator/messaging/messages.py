@@ -1,0 +1,55 @@
+"""The JSON contract of commands, dispatches and events (docs/messages.md shows examples).
+
+These are message schemas, separate from the domain models: a producer that publishes
+`command.create` sends a BackfillSpec under `backfill`, exactly what POST /v1/backfills takes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from orchestrator.domain.specs import BackfillSpec
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CreateCommand(_Message):
+    type: Literal["command.create"]
+    command_id: UUID = Field(description="Idempotency key: the same id twice makes one backfill")
+    backfill: BackfillSpec
+
+
+class _StateCommand(_Message):
+    command_id: UUID
+    backfill_id: int | UUID = Field(description="The backfill's integer id or uuid")
+
+
+class CancelCommand(_StateCommand):
+    type: Literal["command.cancel"]
+
+
+class PauseCommand(_StateCommand):
+    type: Literal["command.pause"]
+
+
+class ResumeCommand(_StateCommand):
+    type: Literal["command.resume"]
+
+
+Command = Annotated[
+    CreateCommand | CancelCommand | PauseCommand | ResumeCommand, Field(discriminator="type")
+]
+COMMAND = TypeAdapter[Command](Command)
+
+
+class RunDispatch(_Message):
+    type: Literal["run.dispatch"]
+    run_id: int
+    backfill_id: int
+
+
+RUN_DISPATCH = TypeAdapter(RunDispatch)

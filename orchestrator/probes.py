@@ -1,0 +1,32 @@
+"""Readiness as the ops endpoints report it: Postgres answers, RabbitMQ is connected, and
+(in a process that consumes) the consumers are attached."""
+
+from __future__ import annotations
+
+import asyncio
+
+from orchestrator.context import Context
+
+
+class ContextProbes:
+    def __init__(self, ctx: Context, *, consuming: bool) -> None:
+        self._ctx = ctx
+        self._consuming = consuming
+
+    async def _postgres(self) -> bool:
+        try:
+            async with asyncio.timeout(2):
+                await self._ctx.pool.fetchval("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"postgres": await self._postgres(), "rabbitmq": self._ctx.broker.connected()}
+        if self._consuming:
+            checks["consumers"] = self._ctx.broker.consumers_attached()
+        return checks
+
+    async def queue_depths(self) -> dict[str, int]:
+        async with asyncio.timeout(2):
+            return await self._ctx.broker.queue_depths()
