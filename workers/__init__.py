@@ -1,0 +1,1 @@
+"""Consumers and loops: planner, executor, dispatcher, outbox relay, reaper, shutdown."""

@@ -1,0 +1,87 @@
+"""The command consumer: create, cancel, pause and resume, from the API's outbox or from any
+service that publishes them. Each command is applied once, keyed by its command_id; a message
+that is not a valid command goes to the dead-letter queue with its reason."""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+
+from orchestrator.domain.states import BackfillState
+from orchestrator.errors import InvalidTransition, OrchestratorError
+from orchestrator.messaging.broker import Broker
+from orchestrator.messaging.messages import COMMAND, CreateCommand
+from orchestrator.service import BackfillService
+from workers.planner import Planner
+
+log = structlog.get_logger(__name__)
+
+
+def describe_validation(exc: ValidationError) -> str:
+    parts = ["/".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()[:10]]
+    return "invalid command: " + "; ".join(parts)
+
+
+class CommandConsumer:
+    def __init__(self, service: BackfillService, broker: Broker, planner: Planner) -> None:
+        self._service = service
+        self._broker = broker
+        self._planner = planner
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            reason = await self._handle(message)
+        except Exception:
+            # Not the message's fault (database down, …): requeue; the quorum queue's
+            # delivery limit dead-letters it if it keeps failing.
+            log.exception("command_failed", message_id=message.message_id)
+            await message.nack(requeue=True)
+            return
+        if reason is not None:
+            await self._broker.dead_letter(message, reason)
+        await message.ack()
+
+    async def _handle(self, message: AbstractIncomingMessage) -> str | None:
+        """Applies the command; returns a reason to dead-letter it, or None when done."""
+        try:
+            payload = json.loads(message.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return f"not JSON: {exc}"
+        try:
+            command = COMMAND.validate_python(payload)
+        except ValidationError as exc:
+            return describe_validation(exc)
+        with structlog.contextvars.bound_contextvars(command_id=str(command.command_id),
+                                                     command=command.type):
+            if isinstance(command, CreateCommand):
+                return await self._create(command)
+            action = command.type.removeprefix("command.")
+            if await self._service.repo.command_applied(command.command_id):
+                log.info("command_duplicate")
+                return None
+            try:
+                await self._service.apply_command(action, command.backfill_id, command.command_id)
+            except InvalidTransition as exc:
+                if action == "cancel" and exc.current == BackfillState.CANCELLED:
+                    return None  # cancelling twice is harmless
+                return f"{exc.code}: {exc.detail}"
+            except OrchestratorError as exc:
+                return f"{exc.code}: {exc.detail}"
+            log.info("command_applied")
+            return None
+
+    async def _create(self, command: CreateCommand) -> str | None:
+        try:
+            backfill = await self._service.create_backfill(
+                command.backfill, command_id=command.command_id, announce=False
+            )
+        except OrchestratorError as exc:
+            detail = exc.detail
+            if exc.errors:
+                detail += " (" + "; ".join(f"{e.get('pointer', '')}: {e['message']}" for e in exc.errors) + ")"
+            return f"{exc.code}: {detail}"
+        self._planner.kick(backfill.id)
+        return None

@@ -1,0 +1,231 @@
+"""The executor: claims a dispatched run, does its work under a lease, and ends it.
+
+The claim is one conditional UPDATE; a dispatch that finds nothing to claim (duplicate,
+cancelled, paused) is acked and dropped. While the run works a heartbeat extends the lease;
+every write after the claim is fenced by the lease token, so a worker whose lease was taken
+matches zero rows and stops without writing anything more."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import structlog
+
+from orchestrator.domain.models import HandlerSpec, SinkSpec, Target, TransferRun
+from orchestrator.domain.retry import backoff_seconds
+from orchestrator.handlers.base import WindowRun
+from orchestrator.handlers.registry import handler_type
+from orchestrator.settings import Settings
+from orchestrator.sinks.base import Resources, RowBatch
+from orchestrator.sinks.registry import parse_options, sink_type
+from orchestrator.sources.tables import KeysetSql
+from orchestrator.storage.repository import ClaimedRun, Repository
+from workers.planner import table_sql
+
+log = structlog.get_logger(__name__)
+
+
+class LeaseLost(Exception):
+    """This worker no longer owns the run: another worker may be running it now."""
+
+
+class Executor:
+    def __init__(
+        self, settings: Settings, repo: Repository, resources: Resources, worker_id: str
+    ) -> None:
+        self._settings = settings
+        self._repo = repo
+        self._resources = resources
+        self._worker_id = worker_id
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._rng = random.Random()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        return self._slots
+
+    async def claim(self, run_id: int, backfill_id: int) -> tuple[ClaimedRun, UUID] | None:
+        token = uuid4()
+        claimed = await self._repo.claim_run(
+            run_id, backfill_id, token, self._settings.lease_seconds, self._worker_id
+        )
+        return (claimed, token) if claimed is not None else None
+
+    async def execute(self, claimed: ClaimedRun, token: UUID) -> None:
+        """Runs a claimed run to its end (completed, retried later, or failed)."""
+        run = claimed.run
+        task = asyncio.current_task()
+        assert task is not None
+        self._running[run.id] = task
+        with structlog.contextvars.bound_contextvars(backfill_id=run.backfill_id, run_id=run.id):
+            try:
+                await self._execute(claimed, token)
+            finally:
+                self._running.pop(run.id, None)
+
+    async def _execute(self, claimed: ClaimedRun, token: UUID) -> None:
+        run, backfill = claimed.run, claimed.backfill
+        log.info("run_started", attempt=run.attempt, seq=run.seq)
+        lost = asyncio.Event()
+        work = asyncio.create_task(self._work(run, backfill, token))
+        beat = asyncio.create_task(self._heartbeat(run.id, token, lost, work))
+        try:
+            processed, ingested = await asyncio.wait_for(
+                asyncio.shield(work), timeout=self._settings.run_timeout_seconds
+            )
+        except LeaseLost:
+            log.warning("run_lease_lost")
+            return
+        except asyncio.CancelledError:
+            work.cancel()
+            if lost.is_set():
+                log.warning("run_lease_lost")
+                return
+            # Shutting down: hand the run back now rather than after the lease runs out.
+            await asyncio.shield(self._release(run, token))
+            raise
+        except Exception as exc:
+            work.cancel()
+            if lost.is_set():
+                log.warning("run_lease_lost")
+                return
+            await self._failed(run, backfill, token, exc)
+            return
+        finally:
+            beat.cancel()
+        if await self._repo.complete_run(run.id, run.backfill_id, token, processed, ingested):
+            log.info("run_completed", rows=processed)
+        else:
+            log.warning("run_lease_lost", at="completion")
+
+    async def _release(self, run: TransferRun, token: UUID) -> None:
+        try:
+            if await self._repo.release_run(run.id, run.backfill_id, token):
+                log.info("run_released")
+        except Exception:
+            log.exception("run_release_failed")  # the reaper returns it when the lease expires
+
+    async def _failed(self, run: TransferRun, backfill: asyncpg.Record, token: UUID, exc: BaseException) -> None:
+        error = (
+            f"timed out after {self._settings.run_timeout_seconds:g}s"
+            if isinstance(exc, TimeoutError)
+            else f"{type(exc).__name__}: {exc}"
+        )[:2000]
+        retry_in: float | None = None
+        if run.attempt < backfill["max_attempts"]:
+            retry_in = backoff_seconds(
+                run.attempt, base=self._settings.retry_base_seconds,
+                cap=self._settings.retry_max_seconds, rng=self._rng,
+            )
+        state = await self._repo.fail_attempt(run.id, run.backfill_id, token, error, retry_in=retry_in)
+        log.warning("run_attempt_failed", error=error, attempt=run.attempt,
+                    outcome=state.value if state else "lease_lost", retry_in=retry_in)
+
+    async def _heartbeat(self, run_id: int, token: UUID, lost: asyncio.Event,
+                         work: asyncio.Task[Any]) -> None:
+        while not work.done():
+            await asyncio.sleep(self._settings.heartbeat_seconds)
+            try:
+                alive = await self._repo.heartbeat(run_id, token, self._settings.lease_seconds)
+            except Exception:
+                log.warning("heartbeat_failed")  # the next beat retries; the lease has slack
+                continue
+            if not alive:
+                lost.set()
+                work.cancel()
+                return
+
+    async def _work(self, run: TransferRun, backfill: asyncpg.Record, token: UUID) -> tuple[int, int]:
+        target = await self._repo.get_target(backfill["target_id"])
+        if backfill["kind"] == "table":
+            await self._table_run(run, backfill, target, token)
+            return 0, 0  # rows were rolled up with each checkpoint
+        rows = await self._window_run(run, backfill, target)
+        return rows, rows
+
+    async def _table_run(self, run: TransferRun, backfill: asyncpg.Record, target: Target,
+                         token: UUID) -> None:
+        assert target.source is not None and target.sink is not None
+        spec: SinkSpec = target.sink
+        kind = sink_type(spec.type)
+        sink = await kind.open(parse_options("sink", "/sink/options", kind.options_model, spec.options),
+                               self._resources)
+        keyset = KeysetSql.build(table_sql(backfill["table_name"]), backfill["key_columns"],
+                                 backfill["key_types"])
+        pool = await self._resources.sources.get(target.source)
+        limit = min(backfill["chunk_size"], self._settings.read_batch_rows)
+        nkeys = len(backfill["key_columns"])
+        upper = run.upper_key or []
+        cursor = run.cursor or run.lower_key
+        try:
+            while True:
+                async with pool.acquire() as conn:
+                    rows = await conn.fetch(keyset.read_batch(cursor is not None),
+                                            *(cursor or []), *upper, limit)
+                if not rows:
+                    return
+                columns = list(rows[0].keys())[nkeys:]
+                batch = RowBatch(
+                    table=backfill["table_name"], columns=columns,
+                    rows=[tuple(r.values())[nkeys:] for r in rows],
+                    key_columns=backfill["key_columns"], backfill_id=run.backfill_id, run_id=run.id,
+                )
+                ingested = await sink.deliver(batch)
+                cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
+                if not await self._repo.checkpoint(run.id, run.backfill_id, token, cursor,
+                                                   len(rows), ingested, self._settings.lease_seconds):
+                    raise LeaseLost()
+                if len(rows) < limit:
+                    return
+        finally:
+            await sink.close()
+
+    async def _window_run(self, run: TransferRun, backfill: asyncpg.Record, target: Target) -> int:
+        assert target.handler is not None and run.window_start and run.window_end
+        spec: HandlerSpec = target.handler
+        kind = handler_type(spec.type)
+        handler = await kind.open(
+            parse_options("handler", "/handler/options", kind.options_model, spec.options),
+            self._resources,
+        )
+        try:
+            rows = await handler.run(WindowRun(
+                window_start=run.window_start, window_end=run.window_end,
+                variables=window_variables(backfill["variables"], run.window_start, run.window_end),
+                backfill_id=run.backfill_id, run_id=run.id, attempt=run.attempt,
+            ))
+        finally:
+            await handler.close()
+        return rows or 0
+
+    async def stop(self, grace: float) -> None:
+        """Lets running runs finish within `grace` seconds, then cancels the rest and hands
+        them back at once (pending, attempt not counted) so another worker can take them."""
+        tasks = list(self._running.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def window_variables(variables: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
+    """What a date-range run's handler sees: the backfill's variables plus its window."""
+    return {
+        **variables,
+        "execution_date": start.isoformat(),
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "interval_seconds": (end - start).total_seconds(),
+    }

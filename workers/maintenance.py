@@ -1,0 +1,45 @@
+"""Periodic duties: return expired leases, re-publish forgotten dispatches, dispatch runs
+whose retry fell due, hand unplanned backfills to a planner, record this worker's heartbeat
+and prune the sent outbox. Any number of workers may run these at once."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import structlog
+
+from orchestrator.settings import Settings
+from orchestrator.storage.repository import Repository
+from workers.planner import Planner
+
+log = structlog.get_logger(__name__)
+
+
+class Maintenance:
+    def __init__(self, settings: Settings, repo: Repository, planner: Planner, worker_id: str,
+                 roles: list[str]) -> None:
+        self._settings = settings
+        self._repo = repo
+        self._planner = planner
+        self.worker_id = worker_id
+        self._roles = roles
+
+    async def reap(self) -> None:
+        reaped = await self._repo.reap_expired(100, self._settings.retry_max_seconds)
+        if reaped:
+            log.warning("leases_reaped", runs=reaped)
+        stale = await self._repo.redispatch_stale(self._settings.redispatch_after_seconds, 100)
+        if stale:
+            log.warning("dispatch_republished", runs=stale)
+        await self._repo.prune_outbox(3600.0)
+
+    async def dispatch(self) -> None:
+        await self._repo.dispatch_due(100)
+
+    async def plan(self) -> None:
+        for backfill_id in await self._repo.planning_candidates(10):
+            self._planner.kick(backfill_id)
+
+    async def heartbeat(self) -> None:
+        await self._repo.worker_seen(self.worker_id, socket.gethostname(), os.getpid(), self._roles)

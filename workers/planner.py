@@ -1,0 +1,174 @@
+"""The planner: chunks a backfill into transfer runs.
+
+Runs are inserted in batches while the scan goes on (each batch also tops up dispatch, so the
+first runs execute before planning ends), and the cursor is stored with every batch under a
+planning lease: a planner that dies is replaced by another that resumes from the cursor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import structlog
+from pydantic import TypeAdapter
+
+from orchestrator.domain.models import IntervalType, RunOrder
+from orchestrator.domain.specs import DateOrDatetime
+from orchestrator.domain.windows import window_plan
+from orchestrator.settings import Settings
+from orchestrator.sources.pools import SourcePools
+from orchestrator.sources.tables import KeysetSql, quote_ident
+from orchestrator.storage.repository import Repository
+
+log = structlog.get_logger(__name__)
+_RANGE_VALUE: TypeAdapter[Any] = TypeAdapter(DateOrDatetime)
+
+
+def table_sql(qualified: str) -> str:
+    schema, name = qualified.split(".", 1)
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+class Planner:
+    def __init__(self, settings: Settings, repo: Repository, sources: SourcePools) -> None:
+        self._settings = settings
+        self._repo = repo
+        self._sources = sources
+        self._active: dict[int, asyncio.Task[None]] = {}
+        self._side_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def busy(self) -> int:
+        return len(self._active)
+
+    def kick(self, backfill_id: int) -> None:
+        """Plans the backfill in the background unless this process already is."""
+        if backfill_id in self._active:
+            return
+        task = asyncio.create_task(self._plan_logged(backfill_id), name=f"plan-{backfill_id}")
+        self._active[backfill_id] = task
+        task.add_done_callback(lambda _: self._active.pop(backfill_id, None))
+
+    async def _plan_logged(self, backfill_id: int) -> None:
+        with structlog.contextvars.bound_contextvars(backfill_id=backfill_id):
+            try:
+                await self.plan(backfill_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The planning lease expires and the sweep hands the backfill to a planner
+                # again, which resumes from the stored cursor.
+                log.exception("planning_failed")
+
+    async def plan(self, backfill_id: int) -> None:
+        token = uuid4()
+        row = await self._repo.claim_planning(backfill_id, token, self._settings.lease_seconds)
+        if row is None:
+            return  # planned already, finished, or another planner holds it
+        log.info("planning_started", kind=row["kind"])
+        if row["kind"] == "table":
+            await self._plan_table(row, token)
+        else:
+            await self._plan_range(row, token)
+
+    async def _add(self, row: asyncpg.Record, token: UUID, runs: list[dict[str, Any]], **kw: Any) -> bool:
+        result = await self._repo.add_runs(
+            row["id"], token, runs, lease=self._settings.lease_seconds, **kw
+        )
+        if result is None:
+            log.info("planning_stopped", reason="cancelled or lease lost")
+            return False
+        return True
+
+    async def _plan_range(self, row: asyncpg.Record, token: UUID) -> None:
+        given = row["range_input"]
+        plan = window_plan(
+            _RANGE_VALUE.validate_python(given["start"]),
+            _RANGE_VALUE.validate_python(given["end"]),
+            IntervalType(row["interval_type"]),
+            row["interval_units"],
+            row["time_zone"],
+            RunOrder(row["run_order"]),
+        )
+        batch: list[dict[str, Any]] = []
+        size = self._settings.planner_batch_runs
+        for seq, window in plan.windows(from_seq=row["planning_seq"]):
+            batch.append({"seq": seq, "window_start": window.start.isoformat(),
+                          "window_end": window.end.isoformat()})
+            if len(batch) >= size and seq + 1 < plan.count:
+                if not await self._add(row, token, batch, cursor=None, next_seq=seq + 1,
+                                       done=False, total=plan.count):
+                    return
+                batch = []
+        # Always end with a batch marked done (possibly empty), which may finish the backfill.
+        if not await self._add(row, token, batch, cursor=None, next_seq=plan.count, done=True,
+                               total=plan.count):
+            return
+        log.info("planning_done", runs=plan.count)
+
+    async def _plan_table(self, row: asyncpg.Record, token: UUID) -> None:
+        target = await self._repo.get_target(row["target_id"])
+        assert target.source is not None
+        pool = await self._sources.get(target.source)
+        keyset = KeysetSql.build(table_sql(row["table_name"]), row["key_columns"], row["key_types"])
+        upper: list[str] | None = row["upper_bound"]
+        async with pool.acquire() as conn:
+            if upper is None:
+                top = await conn.fetchrow(keyset.max_key())
+                if top is None:
+                    await self._repo.set_initial_count(row["id"], 0)
+                    await self._add(row, token, [], cursor=None, next_seq=0, done=True, total=None)
+                    log.info("planning_done", runs=0, reason="empty table")
+                    return
+                upper = [str(v) for v in top.values()]
+                await self._repo.set_upper_bound(row["id"], token, upper)
+        if row["rows_initial_count"] is None:
+            self._spawn(self._count(row["id"], pool, keyset, upper))
+
+        cursor: list[str] | None = row["planning_cursor"]
+        seq: int = row["planning_seq"]
+        chunk: int = row["chunk_size"]
+        per_batch = self._settings.planner_batch_runs
+        while True:
+            params: list[Any] = [*(cursor or []), *upper, chunk * per_batch, chunk]
+            async with pool.acquire() as conn:
+                bounds = await conn.fetch(keyset.boundaries(cursor is not None), *params)
+            runs: list[dict[str, Any]] = []
+            for b in bounds:
+                key = [str(v) for v in b.values()]
+                runs.append({"seq": seq, "lower_key": cursor, "upper_key": key})
+                cursor, seq = key, seq + 1
+            done = len(bounds) < per_batch
+            if done and cursor != upper:
+                # The tail: fewer than chunk_size rows remain after the last boundary.
+                runs.append({"seq": seq, "lower_key": cursor, "upper_key": upper})
+                cursor, seq = upper, seq + 1
+            if not await self._add(row, token, runs, cursor=cursor, next_seq=seq, done=done,
+                                   total=None):
+                return
+            if done:
+                log.info("planning_done", runs=seq)
+                return
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _count(self, backfill_id: int, pool: asyncpg.Pool[Any], keyset: KeysetSql,
+                     upper: list[str]) -> None:
+        # Counted apart from planning, so the first runs do not wait for a full scan.
+        try:
+            async with pool.acquire() as conn:
+                n = await conn.fetchval(keyset.count_upto(), *upper)
+            await self._repo.set_initial_count(backfill_id, int(n))
+        except Exception:
+            log.exception("initial_count_failed", backfill_id=backfill_id)
+
+    async def stop(self) -> None:
+        tasks = [*self._active.values(), *self._side_tasks]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,102 @@
+"""A worker process: consumes commands and run dispatches, relays the outbox and runs the
+periodic duties. `run()` works until `stop()`; stopping lets running runs finish within the
+grace period, then hands back what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import uuid
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+
+from orchestrator.context import Context
+from orchestrator.messaging.messages import RUN_DISPATCH
+from workers.commands import CommandConsumer, describe_validation
+from workers.executor import Executor
+from workers.loop import every
+from workers.maintenance import Maintenance
+from workers.planner import Planner
+from workers.relay import OutboxRelay
+
+log = structlog.get_logger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(self, ctx: Context, *, consume: bool = True) -> None:
+        s = ctx.settings
+        self.ctx = ctx
+        self.worker_id = new_worker_id()
+        self._consume = consume
+        self.planner = Planner(s, ctx.repo, ctx.sources)
+        self.executor = Executor(s, ctx.repo, ctx.resources, self.worker_id)
+        self.commands = CommandConsumer(ctx.service, ctx.broker, self.planner)
+        self.relay = OutboxRelay(ctx.pool, ctx.broker, poll_seconds=s.outbox_poll_seconds)
+        self.maintenance = Maintenance(s, ctx.repo, self.planner, self.worker_id,
+                                       ["planner", "executor"] if consume else ["relay"])
+        self._stop = asyncio.Event()
+        self._stopped = asyncio.Event()
+
+    async def on_run_dispatch(self, message: AbstractIncomingMessage) -> None:
+        try:
+            dispatch = RUN_DISPATCH.validate_python(json.loads(message.body))
+        except (ValueError, ValidationError) as exc:
+            reason = describe_validation(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc}"
+            await self.ctx.broker.dead_letter(message, reason)
+            await message.ack()
+            return
+        # Holding the message until a slot is free keeps prefetch as the real backlog bound.
+        async with self.executor.slots:
+            try:
+                claimed = await self.executor.claim(dispatch.run_id, dispatch.backfill_id)
+            except Exception:
+                log.exception("claim_failed", run_id=dispatch.run_id)
+                await message.nack(requeue=True)
+                return
+            await message.ack()  # the claim has committed; the message's work is done
+            if claimed is not None:
+                await self.executor.execute(*claimed)
+
+    async def run(self) -> None:
+        s = self.ctx.settings
+        m = self.maintenance
+        loops = [
+            asyncio.create_task(self.relay.run(self._stop), name="relay"),
+            asyncio.create_task(every(s.heartbeat_seconds, self._stop, "worker_heartbeat", m.heartbeat)),
+        ]
+        if self._consume:
+            await self.ctx.broker.consume(self.ctx.broker.topology.commands, self.commands.on_message)
+            await self.ctx.broker.consume(self.ctx.broker.topology.runs, self.on_run_dispatch)
+            loops += [
+                asyncio.create_task(every(s.reaper_seconds, self._stop, "reaper", m.reap)),
+                asyncio.create_task(every(s.dispatch_sweep_seconds, self._stop, "dispatcher", m.dispatch)),
+                asyncio.create_task(every(s.reaper_seconds, self._stop, "planner_sweep", m.plan)),
+            ]
+        log.info("worker_started", worker_id=self.worker_id, consume=self._consume)
+        try:
+            await self._stop.wait()
+        finally:
+            await self.ctx.broker.stop_consuming()
+            await self.executor.stop(s.shutdown_grace_seconds)
+            await self.planner.stop()
+            for t in loops:
+                t.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            try:
+                await self.ctx.repo.worker_stopped(self.worker_id)
+            except Exception:
+                log.warning("worker_stop_not_recorded")
+            log.info("worker_stopped", worker_id=self.worker_id)
+            self._stopped.set()
+
+    def stop(self) -> None:
+        """Idempotent: asks run() to wind down."""
+        self._stop.set()

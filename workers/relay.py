@@ -1,0 +1,76 @@
+"""The outbox relay: publishes rows written with state changes, with publisher confirms,
+and marks them sent. Rows stay until RabbitMQ confirms, so nothing is lost while it is down.
+Several relays may run (one per process): SKIP LOCKED gives each its own rows."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import structlog
+
+from orchestrator.messaging.broker import Broker
+from orchestrator.storage.database import Pool
+from orchestrator.storage.queries import q
+from workers.loop import every
+
+log = structlog.get_logger(__name__)
+
+
+class OutboxRelay:
+    def __init__(self, pool: Pool, broker: Broker, *, poll_seconds: float, batch: int = 200) -> None:
+        self._pool = pool
+        self._broker = broker
+        self._poll = poll_seconds
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection[Any] | None = None
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def drain(self) -> int:
+        """Publishes until the outbox is empty; returns how many were sent."""
+        sent = 0
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(q("fetch_outbox"), self._batch)
+                if not rows:
+                    return sent
+                await asyncio.gather(*(
+                    self._broker.publish(
+                        r["routing_key"], r["payload"], message_id=str(r["message_id"]),
+                        mandatory=not r["routing_key"].startswith("event."),
+                    )
+                    for r in rows
+                ))
+                await conn.execute(q("mark_outbox_sent"), [r["id"] for r in rows])
+            sent += len(rows)
+
+    async def _listen(self) -> None:
+        # LISTEN wakes the relay within milliseconds of a commit; the poll is the fallback
+        # when the listening connection is lost.
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        conn = await self._pool.acquire()
+        await conn.add_listener("backfill_outbox", self._notified)
+        self._listener = conn  # type: ignore[assignment]
+
+    async def _step(self) -> None:
+        try:
+            await self._listen()
+        except Exception:
+            log.warning("outbox_listen_failed")
+        await self.drain()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await every(self._poll, stop, "outbox_relay", self._step, wake=self._wake)
+        finally:
+            if self._listener is not None:
+                try:
+                    await self._listener.remove_listener("backfill_outbox", self._notified)
+                    await self._pool.release(self._listener)  # type: ignore[arg-type]
+                except Exception:
+                    log.debug("outbox_listener_release_failed")
