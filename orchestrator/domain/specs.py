@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from orchestrator.domain.models import HandlerSpec, IntervalType, RunOrder, SinkSpec
 
@@ -42,7 +42,16 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=NAME_RE.pattern)]
+def _not_all_digits(value: str) -> str:
+    # Paths take "an id or a name", and digits mean an id.
+    if value.isdigit():
+        raise ValueError("a name cannot be all digits (it would read as an id)")
+    return value
+
+
+Name = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=NAME_RE.pattern), AfterValidator(_not_all_digits)
+]
 Column = Annotated[str, Field(min_length=1, max_length=63, pattern=COLUMN_RE.pattern)]
 TableName = Annotated[str, Field(min_length=1, max_length=127, pattern=TABLE_RE.pattern)]
 

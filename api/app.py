@@ -1,0 +1,36 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api import routes_backfills, routes_ops, routes_targets
+from api.access_log import access_log_middleware
+from api.body import MAX_BODY_BYTES
+from api.errors import error_middleware
+from api.keys import PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
+from api.probes import OpsProbes
+from api.request_id import request_id_middleware
+from orchestrator.service import BackfillService
+from orchestrator.settings import Settings
+
+
+def create_app(settings: Settings, service: BackfillService, probes: OpsProbes) -> web.Application:
+    """The caller owns the service's and the probes' connections; the app only uses them.
+
+    Run it with aiohttp's own access log off (`access_log=None`): the access log middleware
+    writes one structured line per request instead."""
+    app = web.Application(
+        # Outermost first: the request id exists before anything logs, the access log sees
+        # the final status, and the error middleware turns every failure into a response
+        # that the other two still wrap.
+        middlewares=[request_id_middleware, access_log_middleware, error_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[SETTINGS_KEY] = settings
+    app[SERVICE_KEY] = service
+    app[PROBES_KEY] = probes
+    app.add_routes(routes_targets.routes)
+    app.add_routes(routes_backfills.routes)
+    app.add_routes(routes_ops.routes)
+    return app

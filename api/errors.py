@@ -1,0 +1,95 @@
+"""The error middleware: every failure leaves the API as one problem+json shape.
+
+Domain errors carry their own status and code; aiohttp's HTTP exceptions (no route, wrong
+method, body too large) are mapped onto the same shape; anything else is a bug, logged with
+its traceback and answered with a generic 500 that names the request id."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.problems import problem_response
+from api.request_id import request_id_of
+from orchestrator.errors import OrchestratorError
+
+log = structlog.get_logger(__name__)
+
+# Codes for the HTTP errors aiohttp raises itself; the rest fall back to the status phrase.
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except OrchestratorError as exc:
+        return _from_orchestrator_error(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like are answers, not errors
+        return _from_http_exception(request, exc)
+    except Exception:
+        log.exception("unhandled_error", method=request.method, path=request.path)
+        return problem_response(
+            status=500,
+            code="internal_error",
+            title="Internal error",
+            detail="An unexpected error occurred. Quote the request id when reporting it.",
+            request_id=request_id_of(request),
+        )
+
+
+def _from_orchestrator_error(request: web.Request, exc: OrchestratorError) -> web.Response:
+    if exc.status >= 500:
+        # Server-side trouble (a dependency down) is ours to look into, not the client's.
+        log.warning("request_failed", code=exc.code, status=exc.status, exc_info=True)
+    return problem_response(
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        request_id=request_id_of(request),
+        errors=exc.errors,
+        extra=exc.extra,
+    )
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+    status = exc.status
+    phrase = _phrase(status)
+    headers: dict[str, str] = {}
+    if isinstance(exc, web.HTTPNotFound):
+        detail = "No resource exists at this path."
+    elif isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
+        headers["Allow"] = ", ".join(allowed)
+        detail = f"{exc.method} is not allowed here; allowed: {', '.join(allowed)}."
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+        detail = f"The request body is larger than {request.client_max_size} bytes."
+    else:
+        detail = phrase + "."
+    return problem_response(
+        status=status,
+        code=_HTTP_CODES.get(status) or phrase.lower().replace(" ", "_").replace("-", "_"),
+        title=phrase,
+        detail=detail,
+        request_id=request_id_of(request),
+        headers=headers,
+    )
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

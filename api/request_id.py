@@ -1,0 +1,40 @@
+"""Request ids: taken from the caller when sane, otherwise made up; on every log line and
+every response, so a client's report can be matched to the server's logs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.keys import REQUEST_ID_KEY
+
+HEADER = "X-Request-ID"
+# Ids end up in logs and headers; anything else (spaces, newlines, huge values) is replaced
+# rather than trusted.
+_SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def _incoming_or_new(request: web.Request) -> str:
+    given = request.headers.get(HEADER, "")
+    if _SANE_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def request_id_of(request: web.Request) -> str | None:
+    return request.get(REQUEST_ID_KEY)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = _incoming_or_new(request)
+    request[REQUEST_ID_KEY] = request_id
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        # The error middleware sits inside this one, so errors arrive here as responses too.
+        response = await handler(request)
+    response.headers[HEADER] = request_id
+    return response

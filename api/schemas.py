@@ -1,0 +1,264 @@
+"""Response models: what the API promises to render, separate from the domain models.
+
+Each `from_domain` names every field it copies, so a field added to a domain model (a lease
+token, a secret) is not published until someone decides it should be."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+from api.render import iso_datetime
+from orchestrator.domain.models import (
+    Backfill,
+    ErrorEntry,
+    HandlerSpec,
+    IntervalType,
+    RunOrder,
+    SinkSpec,
+    Target,
+    TargetKind,
+    TransferRun,
+)
+from orchestrator.domain.states import BackfillState, RunState
+from orchestrator.service import Page
+
+Timestamp = Annotated[datetime, PlainSerializer(iso_datetime, return_type=str)]
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PluginOut(_Out):
+    """A sink or handler: its type and the options the user configured."""
+
+    type: str
+    options: dict[str, Any]
+
+    @classmethod
+    def from_domain(cls, spec: SinkSpec | HandlerSpec | None) -> PluginOut | None:
+        return None if spec is None else cls(type=spec.type, options=dict(spec.options))
+
+
+class TargetOut(_Out):
+    id: int
+    uuid: UUID
+    name: str
+    kind: TargetKind
+    source: str | None
+    tables: list[str]
+    sort_column: str | None
+    sink: PluginOut | None
+    handler: PluginOut | None
+    variables: dict[str, Any]
+    chunk_size: int
+    interval_type: IntervalType
+    interval_units: int
+    max_active_runs: int
+    max_attempts: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def from_domain(cls, target: Target) -> TargetOut:
+        return cls(
+            id=target.id,
+            uuid=target.uuid,
+            name=target.name,
+            kind=target.kind,
+            source=target.source,
+            tables=list(target.tables),
+            sort_column=target.sort_column,
+            sink=PluginOut.from_domain(target.sink),
+            handler=PluginOut.from_domain(target.handler),
+            variables=dict(target.variables),
+            chunk_size=target.chunk_size,
+            interval_type=target.interval_type,
+            interval_units=target.interval_units,
+            max_active_runs=target.max_active_runs,
+            max_attempts=target.max_attempts,
+            created_at=target.created_at,
+            updated_at=target.updated_at,
+        )
+
+
+class ErrorEntryOut(_Out):
+    run_id: int
+    window_start: Timestamp | None
+    window_end: Timestamp | None
+    lower_key: list[str] | None
+    upper_key: list[str] | None
+    attempt: int
+    error: str
+
+    @classmethod
+    def from_domain(cls, entry: ErrorEntry) -> ErrorEntryOut:
+        return cls(
+            run_id=entry.run_id,
+            window_start=entry.window_start,
+            window_end=entry.window_end,
+            lower_key=entry.lower_key,
+            upper_key=entry.upper_key,
+            attempt=entry.attempt,
+            error=entry.error,
+        )
+
+
+class BackfillOut(_Out):
+    id: int
+    uuid: UUID
+    target_id: int
+    kind: TargetKind
+    name: str | None
+    state: BackfillState
+    table: str | None
+    sort_column: str | None
+    chunk_size: int | None
+    start: Timestamp | None
+    end: Timestamp | None
+    interval_type: IntervalType | None
+    interval_units: int | None
+    time_zone: str | None
+    order: RunOrder | None
+    variables: dict[str, Any]
+    max_active_runs: int
+    max_attempts: int
+    rows_initial_count: int | None
+    rows_processed_count: int
+    rows_ingested_count: int
+    runs_total: int
+    runs_created: int
+    runs_completed: int
+    runs_failed: int
+    runs_cancelled: int
+    error_report: list[ErrorEntryOut]
+    created_at: Timestamp
+    started_at: Timestamp | None
+    updated_at: Timestamp
+    completed_at: Timestamp | None
+    cancelled_at: Timestamp | None
+    failed_at: Timestamp | None
+    paused_at: Timestamp | None
+
+    @classmethod
+    def from_domain(cls, backfill: Backfill) -> BackfillOut:
+        return cls(
+            id=backfill.id,
+            uuid=backfill.uuid,
+            target_id=backfill.target_id,
+            kind=backfill.kind,
+            name=backfill.name,
+            state=backfill.state,
+            table=backfill.table_name,
+            sort_column=backfill.sort_column,
+            chunk_size=backfill.chunk_size,
+            start=backfill.range_start,
+            end=backfill.range_end,
+            interval_type=backfill.interval_type,
+            interval_units=backfill.interval_units,
+            time_zone=backfill.time_zone,
+            order=backfill.run_order,
+            variables=dict(backfill.variables),
+            max_active_runs=backfill.max_active_runs,
+            max_attempts=backfill.max_attempts,
+            rows_initial_count=backfill.rows_initial_count,
+            rows_processed_count=backfill.rows_processed_count,
+            rows_ingested_count=backfill.rows_ingested_count,
+            runs_total=backfill.runs_total,
+            runs_created=backfill.runs_created,
+            runs_completed=backfill.runs_completed,
+            runs_failed=backfill.runs_failed,
+            runs_cancelled=backfill.runs_cancelled,
+            error_report=[ErrorEntryOut.from_domain(e) for e in backfill.error_report],
+            created_at=backfill.created_at,
+            started_at=backfill.started_at,
+            updated_at=backfill.updated_at,
+            completed_at=backfill.completed_at,
+            cancelled_at=backfill.cancelled_at,
+            failed_at=backfill.failed_at,
+            paused_at=backfill.paused_at,
+        )
+
+
+class RunOut(_Out):
+    """A transfer run as stored, minus its lease token: whoever holds the token can write the
+    run's final state."""
+
+    id: int
+    backfill_id: int
+    seq: int
+    state: RunState
+    lower_key: list[str] | None
+    upper_key: list[str] | None
+    window_start: Timestamp | None
+    window_end: Timestamp | None
+    cursor: list[str] | None
+    attempt: int
+    lease_expires_at: Timestamp | None
+    worker_id: str | None
+    not_before: Timestamp | None
+    rows_processed: int
+    rows_ingested: int
+    error: str | None
+    created_at: Timestamp
+    queued_at: Timestamp | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    updated_at: Timestamp
+
+    @classmethod
+    def from_domain(cls, run: TransferRun) -> RunOut:
+        return cls(
+            id=run.id,
+            backfill_id=run.backfill_id,
+            seq=run.seq,
+            state=run.state,
+            lower_key=run.lower_key,
+            upper_key=run.upper_key,
+            window_start=run.window_start,
+            window_end=run.window_end,
+            cursor=run.cursor,
+            attempt=run.attempt,
+            lease_expires_at=run.lease_expires_at,
+            worker_id=run.worker_id,
+            not_before=run.not_before,
+            rows_processed=run.rows_processed,
+            rows_ingested=run.rows_ingested,
+            error=run.error,
+            created_at=run.created_at,
+            queued_at=run.queued_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            updated_at=run.updated_at,
+        )
+
+
+class PageOut(_Out, Generic[ItemT]):
+    """A keyset page: pass `next_after` back as `after`; null means this is the last page."""
+
+    data: list[ItemT]
+    next_after: int | None
+
+
+def targets_page(page: Page[Target]) -> PageOut[TargetOut]:
+    return PageOut[TargetOut](
+        data=[TargetOut.from_domain(t) for t in page.items], next_after=page.next_after
+    )
+
+
+def backfills_page(page: Page[Backfill]) -> PageOut[BackfillOut]:
+    return PageOut[BackfillOut](
+        data=[BackfillOut.from_domain(b) for b in page.items], next_after=page.next_after
+    )
+
+
+def runs_page(page: Page[TransferRun]) -> PageOut[RunOut]:
+    return PageOut[RunOut](
+        data=[RunOut.from_domain(r) for r in page.items], next_after=page.next_after
+    )
