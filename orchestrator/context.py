@@ -48,7 +48,9 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
     try:
         await broker.connect()
         repo = Repository(pool)
-        yield Context(settings, pool, sources, broker, repo, BackfillService(settings, repo, sources))
+        yield Context(
+            settings, pool, sources, broker, repo, BackfillService(settings, repo, sources)
+        )
     finally:
         await broker.close()
         await sources.close()

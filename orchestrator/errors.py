@@ -11,8 +11,13 @@ class OrchestratorError(Exception):
     status = 500
     title = "Internal error"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
@@ -56,7 +61,11 @@ class InvalidTransition(OrchestratorError):
         valid_text = ", ".join(valid) if valid else "none (the state is final)"
         if action:
             detail = f"cannot {requested} a {entity} that is {current}; valid actions: {valid_text}"
-            extra = {"current_state": current, "requested_action": requested, "valid_actions": valid}
+            extra = {
+                "current_state": current,
+                "requested_action": requested,
+                "valid_actions": valid,
+            }
         else:
             detail = f"cannot move {entity} from {current!r} to {requested!r}; valid: {valid_text}"
             extra = {"current_state": current, "requested_state": requested, "valid_states": valid}

@@ -34,4 +34,6 @@ def configure_logging(level: str = "INFO", json_output: bool | None = None) -> N
         cache_logger_on_first_use=True,
     )
     # Libraries that log through the standard library (aio-pika, aiohttp) go to stderr too.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )

@@ -122,7 +122,9 @@ class BackfillService:
         else:
             for field in ("sink", "sort_column", "chunk_size"):
                 if field in changes:
-                    raise _field_error(f"/{field}", f"{field} does not apply to a date_range target")
+                    raise _field_error(
+                        f"/{field}", f"{field} does not apply to a date_range target"
+                    )
             if patch.handler is not None:
                 await self._check_handler(patch.handler)
         return await self.repo.update_target(target_id, changes)
@@ -180,7 +182,9 @@ class BackfillService:
         if wrong:
             raise ValidationFailed(
                 "date-range fields do not apply to a table target",
-                errors=[{"pointer": f"/{f}", "message": "not allowed for a table target"} for f in wrong],
+                errors=[
+                    {"pointer": f"/{f}", "message": "not allowed for a table target"} for f in wrong
+                ],
             )
         if spec.table is None:
             if len(target.tables) != 1:
@@ -189,7 +193,9 @@ class BackfillService:
                 )
             table = target.tables[0]
         elif spec.table not in target.tables:
-            raise _field_error("/table", f"{spec.table} is not a table of this target {target.tables}")
+            raise _field_error(
+                "/table", f"{spec.table} is not a table of this target {target.tables}"
+            )
         else:
             table = spec.table
         assert target.source is not None
@@ -212,7 +218,8 @@ class BackfillService:
                 "table fields do not apply to a date_range target",
                 errors=[
                     {"pointer": f"/{f}", "message": "not allowed for a date_range target"}
-                    for f in ("table", "chunk_size") if getattr(spec, f) is not None
+                    for f in ("table", "chunk_size")
+                    if getattr(spec, f) is not None
                 ],
             )
         missing = [f for f in ("start", "end") if getattr(spec, f) is None]
@@ -221,7 +228,8 @@ class BackfillService:
                 "a date-range backfill needs start and end",
                 errors=[{"pointer": f"/{f}", "message": "required"} for f in missing],
             )
-        assert spec.start is not None and spec.end is not None
+        assert spec.start is not None
+        assert spec.end is not None
         interval_type = spec.interval_type or target.interval_type
         interval_units = spec.interval_units or target.interval_units
         plan = self.plan_for(
@@ -244,7 +252,8 @@ class BackfillService:
             # A date end is shown as that date's local midnight; the windows include its day.
             "range_end": (
                 datetime.combine(spec.end, time(), ZoneInfo(spec.time_zone))
-                if end_is_date else plan.bound
+                if end_is_date
+                else plan.bound
             ),
             "end_is_date": end_is_date,
             "range_input": {"start": spec.start.isoformat(), "end": spec.end.isoformat()},
@@ -270,7 +279,9 @@ class BackfillService:
         from orchestrator.domain.models import RunOrder
 
         try:
-            return window_plan(start, end, interval_type, interval_units, time_zone, RunOrder(order))
+            return window_plan(
+                start, end, interval_type, interval_units, time_zone, RunOrder(order)
+            )
         except ValueError as exc:
             raise _field_error("/end", str(exc)) from None
 
@@ -300,7 +311,11 @@ class BackfillService:
             bid,
             action,
             command_id=command_id,
-            command={"type": f"command.{action}", "command_id": str(command_id), "backfill_id": bid},
+            command={
+                "type": f"command.{action}",
+                "command_id": str(command_id),
+                "backfill_id": bid,
+            },
         )
 
     async def cancel_backfill(self, backfill_id: int | UUID) -> Backfill:
@@ -313,7 +328,9 @@ class BackfillService:
     async def resume_backfill(self, backfill_id: int | UUID) -> Backfill:
         return await self._act(backfill_id, "resume")
 
-    async def apply_command(self, action: str, backfill_id: int | UUID, command_id: UUID) -> Backfill:
+    async def apply_command(
+        self, action: str, backfill_id: int | UUID, command_id: UUID
+    ) -> Backfill:
         """A cancel/pause/resume that arrived through the queue; recorded as applied in the
         same transaction, so the same command again changes nothing."""
         bid = await self.repo.backfill_id_of(backfill_id)

@@ -54,8 +54,9 @@ class CommandConsumer:
             command = COMMAND.validate_python(payload)
         except ValidationError as exc:
             return describe_validation(exc)
-        with structlog.contextvars.bound_contextvars(command_id=str(command.command_id),
-                                                     command=command.type):
+        with structlog.contextvars.bound_contextvars(
+            command_id=str(command.command_id), command=command.type
+        ):
             if isinstance(command, CreateCommand):
                 return await self._create(command)
             action = command.type.removeprefix("command.")
@@ -81,7 +82,11 @@ class CommandConsumer:
         except OrchestratorError as exc:
             detail = exc.detail
             if exc.errors:
-                detail += " (" + "; ".join(f"{e.get('pointer', '')}: {e['message']}" for e in exc.errors) + ")"
+                detail += (
+                    " ("
+                    + "; ".join(f"{e.get('pointer', '')}: {e['message']}" for e in exc.errors)
+                    + ")"
+                )
             return f"{exc.code}: {detail}"
         self._planner.kick(backfill.id)
         return None

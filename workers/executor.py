@@ -115,7 +115,9 @@ class Executor:
         except Exception:
             log.exception("run_release_failed")  # the reaper returns it when the lease expires
 
-    async def _failed(self, run: TransferRun, backfill: asyncpg.Record, token: UUID, exc: BaseException) -> None:
+    async def _failed(
+        self, run: TransferRun, backfill: asyncpg.Record, token: UUID, exc: BaseException
+    ) -> None:
         error = (
             f"timed out after {self._settings.run_timeout_seconds:g}s"
             if isinstance(exc, TimeoutError)
@@ -124,15 +126,25 @@ class Executor:
         retry_in: float | None = None
         if run.attempt < backfill["max_attempts"]:
             retry_in = backoff_seconds(
-                run.attempt, base=self._settings.retry_base_seconds,
-                cap=self._settings.retry_max_seconds, rng=self._rng,
+                run.attempt,
+                base=self._settings.retry_base_seconds,
+                cap=self._settings.retry_max_seconds,
+                rng=self._rng,
             )
-        state = await self._repo.fail_attempt(run.id, run.backfill_id, token, error, retry_in=retry_in)
-        log.warning("run_attempt_failed", error=error, attempt=run.attempt,
-                    outcome=state.value if state else "lease_lost", retry_in=retry_in)
+        state = await self._repo.fail_attempt(
+            run.id, run.backfill_id, token, error, retry_in=retry_in
+        )
+        log.warning(
+            "run_attempt_failed",
+            error=error,
+            attempt=run.attempt,
+            outcome=state.value if state else "lease_lost",
+            retry_in=retry_in,
+        )
 
-    async def _heartbeat(self, run_id: int, token: UUID, lost: asyncio.Event,
-                         work: asyncio.Task[Any]) -> None:
+    async def _heartbeat(
+        self, run_id: int, token: UUID, lost: asyncio.Event, work: asyncio.Task[Any]
+    ) -> None:
         while not work.done():
             await asyncio.sleep(self._settings.heartbeat_seconds)
             try:
@@ -145,7 +157,9 @@ class Executor:
                 work.cancel()
                 return
 
-    async def _work(self, run: TransferRun, backfill: asyncpg.Record, token: UUID) -> tuple[int, int]:
+    async def _work(
+        self, run: TransferRun, backfill: asyncpg.Record, token: UUID
+    ) -> tuple[int, int]:
         target = await self._repo.get_target(backfill["target_id"])
         if backfill["kind"] == "table":
             await self._table_run(run, backfill, target, token)
@@ -153,15 +167,20 @@ class Executor:
         rows = await self._window_run(run, backfill, target)
         return rows, rows
 
-    async def _table_run(self, run: TransferRun, backfill: asyncpg.Record, target: Target,
-                         token: UUID) -> None:
-        assert target.source is not None and target.sink is not None
+    async def _table_run(
+        self, run: TransferRun, backfill: asyncpg.Record, target: Target, token: UUID
+    ) -> None:
+        assert target.source is not None
+        assert target.sink is not None
         spec: SinkSpec = target.sink
         kind = sink_type(spec.type)
-        sink = await kind.open(parse_options("sink", "/sink/options", kind.options_model, spec.options),
-                               self._resources)
-        keyset = KeysetSql.build(table_sql(backfill["table_name"]), backfill["key_columns"],
-                                 backfill["key_types"])
+        sink = await kind.open(
+            parse_options("sink", "/sink/options", kind.options_model, spec.options),
+            self._resources,
+        )
+        keyset = KeysetSql.build(
+            table_sql(backfill["table_name"]), backfill["key_columns"], backfill["key_types"]
+        )
         pool = await self._resources.sources.get(target.source)
         limit = min(backfill["chunk_size"], self._settings.read_batch_rows)
         nkeys = len(backfill["key_columns"])
@@ -170,20 +189,31 @@ class Executor:
         try:
             while True:
                 async with pool.acquire() as conn:
-                    rows = await conn.fetch(keyset.read_batch(cursor is not None),
-                                            *(cursor or []), *upper, limit)
+                    rows = await conn.fetch(
+                        keyset.read_batch(cursor is not None), *(cursor or []), *upper, limit
+                    )
                 if not rows:
                     return
                 columns = list(rows[0].keys())[nkeys:]
                 batch = RowBatch(
-                    table=backfill["table_name"], columns=columns,
+                    table=backfill["table_name"],
+                    columns=columns,
                     rows=[tuple(r.values())[nkeys:] for r in rows],
-                    key_columns=backfill["key_columns"], backfill_id=run.backfill_id, run_id=run.id,
+                    key_columns=backfill["key_columns"],
+                    backfill_id=run.backfill_id,
+                    run_id=run.id,
                 )
                 ingested = await sink.deliver(batch)
                 cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
-                if not await self._repo.checkpoint(run.id, run.backfill_id, token, cursor,
-                                                   len(rows), ingested, self._settings.lease_seconds):
+                if not await self._repo.checkpoint(
+                    run.id,
+                    run.backfill_id,
+                    token,
+                    cursor,
+                    len(rows),
+                    ingested,
+                    self._settings.lease_seconds,
+                ):
                     raise LeaseLost()
                 if len(rows) < limit:
                     return
@@ -191,7 +221,9 @@ class Executor:
             await sink.close()
 
     async def _window_run(self, run: TransferRun, backfill: asyncpg.Record, target: Target) -> int:
-        assert target.handler is not None and run.window_start and run.window_end
+        assert target.handler is not None
+        assert run.window_start
+        assert run.window_end
         spec: HandlerSpec = target.handler
         kind = handler_type(spec.type)
         handler = await kind.open(
@@ -199,11 +231,18 @@ class Executor:
             self._resources,
         )
         try:
-            rows = await handler.run(WindowRun(
-                window_start=run.window_start, window_end=run.window_end,
-                variables=window_variables(backfill["variables"], run.window_start, run.window_end),
-                backfill_id=run.backfill_id, run_id=run.id, attempt=run.attempt,
-            ))
+            rows = await handler.run(
+                WindowRun(
+                    window_start=run.window_start,
+                    window_end=run.window_end,
+                    variables=window_variables(
+                        backfill["variables"], run.window_start, run.window_end
+                    ),
+                    backfill_id=run.backfill_id,
+                    run_id=run.id,
+                    attempt=run.attempt,
+                )
+            )
         finally:
             await handler.close()
         return rows or 0

@@ -11,7 +11,10 @@ log = structlog.get_logger(__name__)
 
 
 async def every(
-    period: float, stop: asyncio.Event, name: str, step: Callable[[], Awaitable[object]],
+    period: float,
+    stop: asyncio.Event,
+    name: str,
+    step: Callable[[], Awaitable[object]],
     wake: asyncio.Event | None = None,
 ) -> None:
     """Runs `step` every `period` seconds (or sooner when `wake` is set) until `stop`.

@@ -17,8 +17,14 @@ log = structlog.get_logger(__name__)
 
 
 class Maintenance:
-    def __init__(self, settings: Settings, repo: Repository, planner: Planner, worker_id: str,
-                 roles: list[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Repository,
+        planner: Planner,
+        worker_id: str,
+        roles: list[str],
+    ) -> None:
         self._settings = settings
         self._repo = repo
         self._planner = planner

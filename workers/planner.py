@@ -73,7 +73,9 @@ class Planner:
         else:
             await self._plan_range(row, token)
 
-    async def _add(self, row: asyncpg.Record, token: UUID, runs: list[dict[str, Any]], **kw: Any) -> bool:
+    async def _add(
+        self, row: asyncpg.Record, token: UUID, runs: list[dict[str, Any]], **kw: Any
+    ) -> bool:
         result = await self._repo.add_runs(
             row["id"], token, runs, lease=self._settings.lease_seconds, **kw
         )
@@ -95,16 +97,23 @@ class Planner:
         batch: list[dict[str, Any]] = []
         size = self._settings.planner_batch_runs
         for seq, window in plan.windows(from_seq=row["planning_seq"]):
-            batch.append({"seq": seq, "window_start": window.start.isoformat(),
-                          "window_end": window.end.isoformat()})
+            batch.append(
+                {
+                    "seq": seq,
+                    "window_start": window.start.isoformat(),
+                    "window_end": window.end.isoformat(),
+                }
+            )
             if len(batch) >= size and seq + 1 < plan.count:
-                if not await self._add(row, token, batch, cursor=None, next_seq=seq + 1,
-                                       done=False, total=plan.count):
+                if not await self._add(
+                    row, token, batch, cursor=None, next_seq=seq + 1, done=False, total=plan.count
+                ):
                     return
                 batch = []
         # Always end with a batch marked done (possibly empty), which may finish the backfill.
-        if not await self._add(row, token, batch, cursor=None, next_seq=plan.count, done=True,
-                               total=plan.count):
+        if not await self._add(
+            row, token, batch, cursor=None, next_seq=plan.count, done=True, total=plan.count
+        ):
             return
         log.info("planning_done", runs=plan.count)
 
@@ -145,8 +154,9 @@ class Planner:
                 # The tail: fewer than chunk_size rows remain after the last boundary.
                 runs.append({"seq": seq, "lower_key": cursor, "upper_key": upper})
                 cursor, seq = upper, seq + 1
-            if not await self._add(row, token, runs, cursor=cursor, next_seq=seq, done=done,
-                                   total=None):
+            if not await self._add(
+                row, token, runs, cursor=cursor, next_seq=seq, done=done, total=None
+            ):
                 return
             if done:
                 log.info("planning_done", runs=seq)
@@ -157,8 +167,9 @@ class Planner:
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
-    async def _count(self, backfill_id: int, pool: asyncpg.Pool[Any], keyset: KeysetSql,
-                     upper: list[str]) -> None:
+    async def _count(
+        self, backfill_id: int, pool: asyncpg.Pool[Any], keyset: KeysetSql, upper: list[str]
+    ) -> None:
         # Counted apart from planning, so the first runs do not wait for a full scan.
         try:
             async with pool.acquire() as conn:

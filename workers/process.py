@@ -40,8 +40,13 @@ class Worker:
         self.executor = Executor(s, ctx.repo, ctx.resources, self.worker_id)
         self.commands = CommandConsumer(ctx.service, ctx.broker, self.planner)
         self.relay = OutboxRelay(ctx.pool, ctx.broker, poll_seconds=s.outbox_poll_seconds)
-        self.maintenance = Maintenance(s, ctx.repo, self.planner, self.worker_id,
-                                       ["planner", "executor"] if consume else ["relay"])
+        self.maintenance = Maintenance(
+            s,
+            ctx.repo,
+            self.planner,
+            self.worker_id,
+            ["planner", "executor"] if consume else ["relay"],
+        )
         self._stop = asyncio.Event()
         self._stopped = asyncio.Event()
 
@@ -49,7 +54,9 @@ class Worker:
         try:
             dispatch = RUN_DISPATCH.validate_python(json.loads(message.body))
         except (ValueError, ValidationError) as exc:
-            reason = describe_validation(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc}"
+            reason = (
+                describe_validation(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc}"
+            )
             await self.ctx.broker.dead_letter(message, reason)
             await message.ack()
             return
@@ -70,14 +77,20 @@ class Worker:
         m = self.maintenance
         loops = [
             asyncio.create_task(self.relay.run(self._stop), name="relay"),
-            asyncio.create_task(every(s.heartbeat_seconds, self._stop, "worker_heartbeat", m.heartbeat)),
+            asyncio.create_task(
+                every(s.heartbeat_seconds, self._stop, "worker_heartbeat", m.heartbeat)
+            ),
         ]
         if self._consume:
-            await self.ctx.broker.consume(self.ctx.broker.topology.commands, self.commands.on_message)
+            await self.ctx.broker.consume(
+                self.ctx.broker.topology.commands, self.commands.on_message
+            )
             await self.ctx.broker.consume(self.ctx.broker.topology.runs, self.on_run_dispatch)
             loops += [
                 asyncio.create_task(every(s.reaper_seconds, self._stop, "reaper", m.reap)),
-                asyncio.create_task(every(s.dispatch_sweep_seconds, self._stop, "dispatcher", m.dispatch)),
+                asyncio.create_task(
+                    every(s.dispatch_sweep_seconds, self._stop, "dispatcher", m.dispatch)
+                ),
                 asyncio.create_task(every(s.reaper_seconds, self._stop, "planner_sweep", m.plan)),
             ]
         log.info("worker_started", worker_id=self.worker_id, consume=self._consume)

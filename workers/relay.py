@@ -19,7 +19,9 @@ log = structlog.get_logger(__name__)
 
 
 class OutboxRelay:
-    def __init__(self, pool: Pool, broker: Broker, *, poll_seconds: float, batch: int = 200) -> None:
+    def __init__(
+        self, pool: Pool, broker: Broker, *, poll_seconds: float, batch: int = 200
+    ) -> None:
         self._pool = pool
         self._broker = broker
         self._poll = poll_seconds
@@ -38,13 +40,17 @@ class OutboxRelay:
                 rows = await conn.fetch(q("fetch_outbox"), self._batch)
                 if not rows:
                     return sent
-                await asyncio.gather(*(
-                    self._broker.publish(
-                        r["routing_key"], r["payload"], message_id=str(r["message_id"]),
-                        mandatory=not r["routing_key"].startswith("event."),
+                await asyncio.gather(
+                    *(
+                        self._broker.publish(
+                            r["routing_key"],
+                            r["payload"],
+                            message_id=str(r["message_id"]),
+                            mandatory=not r["routing_key"].startswith("event."),
+                        )
+                        for r in rows
                     )
-                    for r in rows
-                ))
+                )
                 await conn.execute(q("mark_outbox_sent"), [r["id"] for r in rows])
             sent += len(rows)
 

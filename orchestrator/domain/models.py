@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,11 +31,19 @@ class RunOrder(StrEnum):
     NEWEST_FIRST = "newest_first"
 
 
+class RowLike(Protocol):
+    """What a storage row offers (an asyncpg Record, a dict), without importing a driver."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+    def __contains__(self, key: object, /) -> bool: ...
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     @classmethod
-    def _from_mapping(cls, row: Mapping[str, Any], **extra: Any) -> Any:
+    def _from_mapping(cls, row: RowLike, **extra: Any) -> Any:
         """Builds from a storage row, keeping only this model's fields (rows carry more)."""
         data = {k: row[k] for k in cls.model_fields if k in row}
         data.update(extra)
@@ -77,7 +84,7 @@ class Target(_Frozen):
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Target:
+    def from_row(cls, row: RowLike) -> Target:
         return cls._from_mapping(row)  # type: ignore[no-any-return]
 
 
@@ -136,7 +143,7 @@ class Backfill(_Frozen):
     paused_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], error_report: list[ErrorEntry] | None = None) -> Backfill:
+    def from_row(cls, row: RowLike, error_report: list[ErrorEntry] | None = None) -> Backfill:
         return cls._from_mapping(row, error_report=error_report or [])  # type: ignore[no-any-return]
 
 
@@ -165,7 +172,7 @@ class TransferRun(_Frozen):
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> TransferRun:
+    def from_row(cls, row: RowLike) -> TransferRun:
         return cls._from_mapping(row)  # type: ignore[no-any-return]
 
 
@@ -174,5 +181,3 @@ class Window(_Frozen):
 
     start: datetime
     end: datetime
-
-

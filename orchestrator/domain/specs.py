@@ -50,7 +50,9 @@ def _not_all_digits(value: str) -> str:
 
 
 Name = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=NAME_RE.pattern), AfterValidator(_not_all_digits)
+    str,
+    Field(min_length=1, max_length=128, pattern=NAME_RE.pattern),
+    AfterValidator(_not_all_digits),
 ]
 Column = Annotated[str, Field(min_length=1, max_length=63, pattern=COLUMN_RE.pattern)]
 TableName = Annotated[str, Field(min_length=1, max_length=127, pattern=TABLE_RE.pattern)]

@@ -108,5 +108,7 @@ def action_target(current: BackfillState, action: str, *, started: bool) -> Back
     """The state `action` moves a backfill to from `current`, or InvalidTransition naming the
     actions that are valid from there."""
     if action not in valid_actions(current):
-        raise InvalidTransition("backfill", current.value, action, valid_actions(current))
+        raise InvalidTransition(
+            "backfill", current.value, action, valid_actions(current), action=True
+        )
     return resume_state(started) if action == "resume" else ACTIONS[action]

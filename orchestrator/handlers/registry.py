@@ -15,6 +15,8 @@ def handler_type(name: str) -> HandlerType:
     if found is None:
         raise ValidationFailed(
             f"unknown handler type {name!r}",
-            errors=[{"pointer": "/handler/type", "message": f"must be one of {sorted(HANDLER_TYPES)}"}],
+            errors=[
+                {"pointer": "/handler/type", "message": f"must be one of {sorted(HANDLER_TYPES)}"}
+            ],
         )
     return found

@@ -62,7 +62,9 @@ class SqlHandlerType:
             if len(stmt.get_parameters()) > 2:
                 raise ValidationFailed(
                     "the sql handler's statement takes at most $1 (window start) and $2 (end)",
-                    errors=[{"pointer": "/handler/options/statement", "message": "too many parameters"}],
+                    errors=[
+                        {"pointer": "/handler/options/statement", "message": "too many parameters"}
+                    ],
                 )
 
     async def open(self, options: BaseModel, resources: Resources) -> Handler:

@@ -115,8 +115,12 @@ class Broker:
         )
 
     def connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed and bool(
-            getattr(self._connection, "connected", None) and self._connection.connected.is_set()
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and bool(
+                getattr(self._connection, "connected", None) and self._connection.connected.is_set()
+            )
         )
 
     async def queue_depths(self) -> dict[str, int]:

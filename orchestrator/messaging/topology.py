@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from pamqp.common import FieldTable
 
 REASON_HEADER = "x-backfill-dead-reason"
 
@@ -41,7 +42,7 @@ class Topology:
     def dead(self) -> str:
         return f"{self.prefix}.dead"
 
-    def _work_queue_args(self) -> dict[str, object]:
+    def _work_queue_args(self) -> FieldTable:
         return {
             "x-queue-type": "quorum",
             "x-delivery-limit": self.delivery_limit,
@@ -63,7 +64,9 @@ class Topology:
             self.commands, durable=True, arguments=self._work_queue_args()
         )
         await commands.bind(exchange, "command.*")
-        runs = await channel.declare_queue(self.runs, durable=True, arguments=self._work_queue_args())
+        runs = await channel.declare_queue(
+            self.runs, durable=True, arguments=self._work_queue_args()
+        )
         await runs.bind(exchange, "run.dispatch")
         return Declared(exchange, dead_exchange, commands, runs, dead)
 

@@ -36,8 +36,10 @@ class _PostgresSink:
             conflict = ", ".join(quote_ident(c) for c in self._conflict_key())
             updates = [c for c in columns if c not in self._conflict_key()]
             action = (
-                "DO UPDATE SET " + ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in updates)
-                if updates else "DO NOTHING"
+                "DO UPDATE SET "
+                + ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in updates)
+                if updates
+                else "DO NOTHING"
             )
             sql = (
                 f"INSERT INTO {self._dest.sql_name} ({cols}) "
@@ -79,7 +81,9 @@ class PostgresSinkType:
     name = "postgres"
     options_model: type[BaseModel] = PostgresOptions
 
-    async def _describe(self, options: PostgresOptions, resources: Resources) -> tuple[asyncpg.Pool[Any], TableShape]:
+    async def _describe(
+        self, options: PostgresOptions, resources: Resources
+    ) -> tuple[asyncpg.Pool[Any], TableShape]:
         if not resources.sources.known(options.source):
             raise SourceError(f"unknown source {options.source!r} for the postgres sink")
         pool = await resources.sources.get(options.source)

@@ -24,7 +24,9 @@ def sink_type(name: str) -> SinkType:
     return found
 
 
-def parse_options(kind: str, pointer: str, model: type[BaseModel], options: dict[str, Any]) -> BaseModel:
+def parse_options(
+    kind: str, pointer: str, model: type[BaseModel], options: dict[str, Any]
+) -> BaseModel:
     try:
         return model.model_validate(options)
     except ValidationError as exc:

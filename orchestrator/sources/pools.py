@@ -33,9 +33,8 @@ class SourcePools:
                 return pool
             dsn = self._settings.source_dsn(name)
             if dsn is None:
-                raise SourceError(
-                    f"unknown source {name!r}; configured: {', '.join(self._settings.source_names())}"
-                )
+                known = ", ".join(self._settings.source_names())
+                raise SourceError(f"unknown source {name!r}; configured: {known}")
             pool = await asyncpg.create_pool(dsn, min_size=0, max_size=self._settings.db_pool_max)
             assert pool is not None
             self._pools[name] = pool

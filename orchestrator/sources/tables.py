@@ -123,12 +123,12 @@ class KeysetSql:
     def _text_cols(self) -> str:
         # Aliased: an output column named like a key column would capture ORDER BY and sort
         # by its text ('9999' > '10000').
-        return ", ".join(f"t.{quote_ident(c)}::text AS k{i}" for i, c in enumerate(self.key_columns))
+        return ", ".join(
+            f"t.{quote_ident(c)}::text AS k{i}" for i, c in enumerate(self.key_columns)
+        )
 
     def _params(self, first: int) -> str:
-        return ", ".join(
-            f"${first + i}::text::{t}" for i, t in enumerate(self.key_types)
-        )
+        return ", ".join(f"${first + i}::text::{t}" for i, t in enumerate(self.key_types))
 
     def _order(self, desc: bool = False, prefix: str = "") -> str:
         suffix = " DESC" if desc else ""
@@ -160,10 +160,13 @@ class KeysetSql:
         """Every chunk_size-th key after the cursor, for up to `runs` chunks.
         Params: [lower…], upper…, chunk_size * runs, chunk_size."""
         where, nxt = self._range(has_lower, True, 1)
+        names = ", ".join(f"k{i}" for i in range(len(self.key_columns)))
+        as_text = ", ".join(
+            f"{quote_ident(c)}::text AS k{i}" for i, c in enumerate(self.key_columns)
+        )
         return (
-            f"SELECT {', '.join(f'k{i}' for i in range(len(self.key_columns)))} FROM ("
-            f"  SELECT {', '.join(f'{quote_ident(c)}::text AS k{i}' for i, c in enumerate(self.key_columns))},"
-            f"         row_number() OVER (ORDER BY {self._order()}) AS rn"
+            f"SELECT {names} FROM ("
+            f"  SELECT {as_text}, row_number() OVER (ORDER BY {self._order()}) AS rn"
             f"  FROM (SELECT {self._cols()} FROM {self.table_sql} WHERE {where}"
             f"        ORDER BY {self._order()} LIMIT ${nxt}) AS page"
             f") AS numbered WHERE rn % ${nxt + 1} = 0 ORDER BY rn"

@@ -19,9 +19,7 @@ else:
 
 async def _init(conn: asyncpg.Connection[Any]) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:

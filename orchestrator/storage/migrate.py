@@ -80,7 +80,8 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 await conn.execute(m.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    m.version, m.name,
+                    m.version,
+                    m.name,
                 )
             applied_now.append(m.version)
             log.info("migration_applied", version=m.version, name=m.name)

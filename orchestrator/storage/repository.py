@@ -3,7 +3,6 @@ state change, its counters and the messages announcing it commit together or not
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,10 +64,16 @@ async def dispatch(conn: Conn, backfill: asyncpg.Record) -> int:
     return len(rows)
 
 
-async def set_state(
-    conn: Conn, backfill_id: int, state: BackfillState
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(q("set_backfill_state"), backfill_id, state.value, sources_for(state))
+async def one(conn: Conn, name: str, *args: Any) -> asyncpg.Record:
+    """A statement that must return a row (its guard was checked under the lock)."""
+    row = await conn.fetchrow(q(name), *args)
+    if row is None:
+        raise Conflict(f"{name} matched nothing: the row changed concurrently")
+    return row
+
+
+async def set_state(conn: Conn, backfill_id: int, state: BackfillState) -> asyncpg.Record:
+    return await one(conn, "set_backfill_state", backfill_id, state.value, sources_for(state))
 
 
 async def maybe_finish(conn: Conn, backfill: asyncpg.Record) -> asyncpg.Record:
@@ -82,9 +87,9 @@ async def maybe_finish(conn: Conn, backfill: asyncpg.Record) -> asyncpg.Record:
     ):
         final = B.FAILED if backfill["runs_failed"] else B.COMPLETED
         row = await set_state(conn, backfill["id"], final)
-        if row is not None:
-            await enqueue(conn, f"event.backfill.{final.value}", backfill_event(f"backfill.{final.value}", row))
-            return row
+        event = f"backfill.{final.value}"
+        await enqueue(conn, f"event.{event}", backfill_event(event, row))
+        return row
     return backfill
 
 
@@ -104,11 +109,19 @@ class Repository:
         try:
             row = await self.pool.fetchrow(
                 q("insert_target"),
-                values["name"], values["kind"], values.get("source"), values.get("tables", []),
-                values.get("sort_column"), values.get("sink"), values.get("handler"),
-                values.get("variables", {}), values.get("chunk_size", 1000),
-                values.get("interval_type", "day"), values.get("interval_units", 1),
-                values["max_active_runs"], values["max_attempts"],
+                values["name"],
+                values["kind"],
+                values.get("source"),
+                values.get("tables", []),
+                values.get("sort_column"),
+                values.get("sink"),
+                values.get("handler"),
+                values.get("variables", {}),
+                values.get("chunk_size", 1000),
+                values.get("interval_type", "day"),
+                values.get("interval_units", 1),
+                values["max_active_runs"],
+                values["max_attempts"],
             )
         except asyncpg.UniqueViolationError:
             raise Conflict(f"a target named {values['name']!r} already exists") from None
@@ -133,15 +146,24 @@ class Repository:
             return await self.get_target(target_id)
         # Column names come from TargetPatch's fields, never from the request body's keys.
         allowed = {
-            "name", "sort_column", "sink", "handler", "variables", "chunk_size",
-            "interval_type", "interval_units", "max_active_runs", "max_attempts",
+            "name",
+            "sort_column",
+            "sink",
+            "handler",
+            "variables",
+            "chunk_size",
+            "interval_type",
+            "interval_units",
+            "max_active_runs",
+            "max_attempts",
         }
         assert set(changes) <= allowed, set(changes) - allowed
         sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
         try:
             row = await self.pool.fetchrow(
                 f"UPDATE targets SET {sets}, updated_at = now() WHERE id = $1 RETURNING *",
-                target_id, *changes.values(),
+                target_id,
+                *changes.values(),
             )
         except asyncpg.UniqueViolationError:
             raise Conflict(f"a target named {changes.get('name')!r} already exists") from None
@@ -186,7 +208,9 @@ class Repository:
             else:
                 other = await conn.fetchval(
                     q("overlapping_range_backfill"),
-                    values["target_id"], values["covered_from"], values["covered_to"],
+                    values["target_id"],
+                    values["covered_from"],
+                    values["covered_to"],
                 )
                 if other is not None:
                     raise Conflict(
@@ -215,8 +239,12 @@ class Repository:
         out: dict[int, list[ErrorEntry]] = {}
         for r in await conn.fetch(q("error_reports"), list(ids)):
             entry = ErrorEntry(
-                run_id=r["run_id"], window_start=r["window_start"], window_end=r["window_end"],
-                lower_key=r["lower_key"], upper_key=r["upper_key"], attempt=r["attempt"],
+                run_id=r["run_id"],
+                window_start=r["window_start"],
+                window_end=r["window_end"],
+                lower_key=r["lower_key"],
+                upper_key=r["upper_key"],
+                attempt=r["attempt"],
                 error=r["error"],
             )
             out.setdefault(r["backfill_id"], []).append(entry)
@@ -279,24 +307,22 @@ class Repository:
             if new_state == B.CANCELLED:
                 n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
                 row = await set_state(conn, backfill_id, B.CANCELLED)
-                assert row is not None
                 if n:
-                    row = await conn.fetchrow(q("add_cancelled_runs"), backfill_id, n)
-                    assert row is not None
+                    row = await one(conn, "add_cancelled_runs", backfill_id, n)
                 await enqueue(
                     conn, "event.backfill.cancelled", backfill_event("backfill.cancelled", row)
                 )
             elif new_state == B.PAUSED:
                 await conn.fetchval(q("unqueue_runs"), backfill_id)
                 row = await set_state(conn, backfill_id, B.PAUSED)
-                assert row is not None
             else:
                 row = await set_state(conn, backfill_id, new_state)
-                assert row is not None
                 row = await maybe_finish(conn, row)
                 await dispatch(conn, row)
             if command_id is not None:
-                await conn.fetchval(q("record_command"), command_id, f"command.{action}", backfill_id)
+                await conn.fetchval(
+                    q("record_command"), command_id, f"command.{action}", backfill_id
+                )
             if command is not None:
                 await enqueue(conn, command["type"], command)
             return await self._with_report(conn, row)
@@ -315,7 +341,9 @@ class Repository:
 
     # ---------------------------------------------------------------- planning
 
-    async def claim_planning(self, backfill_id: int, token: UUID, lease: float) -> asyncpg.Record | None:
+    async def claim_planning(
+        self, backfill_id: int, token: UUID, lease: float
+    ) -> asyncpg.Record | None:
         return await self.pool.fetchrow(q("claim_planning"), backfill_id, token, lease)
 
     async def planning_candidates(self, limit: int) -> list[int]:
@@ -343,14 +371,26 @@ class Repository:
         in one transaction. None means stop planning: cancelled, or the lease was lost."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await lock_backfill(conn, backfill_id)
-            if row["planner_token"] != token or row["state"] in (B.CANCELLED, B.COMPLETED, B.FAILED):
+            if row["planner_token"] != token or row["state"] in (
+                B.CANCELLED,
+                B.COMPLETED,
+                B.FAILED,
+            ):
                 return None
             status = await conn.execute(q("insert_runs"), backfill_id, runs)
             inserted = int(status.rsplit(" ", 1)[1])
-            row = await conn.fetchrow(
-                q("advance_planning"), backfill_id, token, cursor, next_seq, done, total, lease, inserted
+            row = await one(
+                conn,
+                "advance_planning",
+                backfill_id,
+                token,
+                cursor,
+                next_seq,
+                done,
+                total,
+                lease,
+                inserted,
             )
-            assert row is not None
             row = await maybe_finish(conn, row)
             await dispatch(conn, row)
             return row
@@ -374,8 +414,14 @@ class Repository:
         return await self.pool.fetchval(q("heartbeat_run"), run_id, token, lease) is not None
 
     async def checkpoint(
-        self, run_id: int, backfill_id: int, token: UUID, cursor: list[str],
-        processed: int, ingested: int, lease: float,
+        self,
+        run_id: int,
+        backfill_id: int,
+        token: UUID,
+        cursor: list[str],
+        processed: int,
+        ingested: int,
+        lease: float,
     ) -> bool:
         """Stores progress after a delivered batch and rolls the rows up, fenced by the lease:
         False means this worker lost the run and must stop writing."""
@@ -398,14 +444,18 @@ class Repository:
             if run is None:
                 return False
             await conn.execute(q("add_rows"), backfill_id, processed, ingested)
-            row = await conn.fetchrow(q("count_run_end"), backfill_id, 1, 0)
-            assert row is not None
+            row = await one(conn, "count_run_end", backfill_id, 1, 0)
             row = await maybe_finish(conn, row)
             await dispatch(conn, row)
             return True
 
     async def fail_attempt(
-        self, run_id: int, backfill_id: int, token: UUID, error: str, *,
+        self,
+        run_id: int,
+        backfill_id: int,
+        token: UUID,
+        error: str,
+        *,
         retry_in: float | None,
     ) -> RunState | None:
         """Ends a failed attempt: back to pending after `retry_in` seconds, or failed for good
@@ -418,13 +468,20 @@ class Repository:
             run = await conn.fetchrow(q("fail_run"), run_id, token, error)
             if run is None:
                 return None
-            row = await conn.fetchrow(q("count_run_end"), backfill_id, 0, 1)
-            assert row is not None
-            await enqueue(conn, "event.run.failed", {
-                "type": "run.failed", "event_id": str(uuid4()), "backfill_id": backfill_id,
-                "run_id": run_id, "attempt": run["attempt"], "error": error,
-                "occurred_at": datetime.now().astimezone().isoformat(),
-            })
+            row = await one(conn, "count_run_end", backfill_id, 0, 1)
+            await enqueue(
+                conn,
+                "event.run.failed",
+                {
+                    "type": "run.failed",
+                    "event_id": str(uuid4()),
+                    "backfill_id": backfill_id,
+                    "run_id": run_id,
+                    "attempt": run["attempt"],
+                    "error": error,
+                    "occurred_at": datetime.now().astimezone().isoformat(),
+                },
+            )
             row = await maybe_finish(conn, row)
             await dispatch(conn, row)
             return RunState.FAILED
@@ -438,7 +495,7 @@ class Repository:
             if backfill["state"] == B.CANCELLED:
                 # Cancelled meanwhile: the handed-back run must not wait for a dispatch.
                 n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
-                await conn.fetchrow(q("add_cancelled_runs"), backfill_id, n)
+                await one(conn, "add_cancelled_runs", backfill_id, n)
             else:
                 await dispatch(conn, backfill)
             return True
@@ -452,7 +509,8 @@ class Repository:
                 backfill = await lock_backfill(conn, r["backfill_id"])
                 run = await conn.fetchrow(
                     "SELECT * FROM transfer_runs WHERE id = $1 AND state = 'running' "
-                    "AND lease_expires_at < now() FOR UPDATE", r["id"],
+                    "AND lease_expires_at < now() FOR UPDATE",
+                    r["id"],
                 )
                 if run is None:
                     continue
@@ -461,8 +519,7 @@ class Repository:
                     await conn.execute(q("retry_run"), run["id"], run["lease_token"], error, 0.0)
                 else:
                     await conn.execute(q("fail_run"), run["id"], run["lease_token"], error)
-                    row = await conn.fetchrow(q("count_run_end"), backfill["id"], 0, 1)
-                    assert row is not None
+                    row = await one(conn, "count_run_end", backfill["id"], 0, 1)
                     backfill = await maybe_finish(conn, row)
                 await dispatch(conn, backfill)
                 reaped += 1
@@ -470,7 +527,9 @@ class Repository:
 
     async def dispatch_due(self, limit: int) -> int:
         queued = 0
-        for backfill_id in [r["id"] for r in await self.pool.fetch(q("dispatchable_backfills"), limit)]:
+        for backfill_id in [
+            r["id"] for r in await self.pool.fetch(q("dispatchable_backfills"), limit)
+        ]:
             async with self.pool.acquire() as conn, conn.transaction():
                 queued += await dispatch(conn, await lock_backfill(conn, backfill_id))
         return queued
@@ -479,9 +538,15 @@ class Repository:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(q("stale_queued"), older_than, limit)
             for r in rows:
-                await enqueue(conn, "run.dispatch", {
-                    "type": "run.dispatch", "run_id": r["id"], "backfill_id": r["backfill_id"],
-                })
+                await enqueue(
+                    conn,
+                    "run.dispatch",
+                    {
+                        "type": "run.dispatch",
+                        "run_id": r["id"],
+                        "backfill_id": r["backfill_id"],
+                    },
+                )
             return len(rows)
 
     # ------------------------------------------------------------------ outbox

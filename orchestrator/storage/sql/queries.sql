@@ -86,7 +86,9 @@ UPDATE backfills SET
     state = $2,
     updated_at = now(),
     paused_at = CASE WHEN $2 = 'paused' THEN now() ELSE paused_at END,
-    cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
+    -- clock_timestamp(): stamps taken under the backfill lock follow the lock order, which
+    -- is what "no run started after the cancel committed" is checked against.
+    cancelled_at = CASE WHEN $2 = 'cancelled' THEN clock_timestamp() ELSE cancelled_at END,
     completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,
     failed_at = CASE WHEN $2 = 'failed' THEN now() ELSE failed_at END
 WHERE id = $1 AND state = ANY($3::text[])
@@ -208,7 +210,7 @@ UPDATE transfer_runs SET
     lease_token = $2,
     lease_expires_at = now() + make_interval(secs => $3),
     worker_id = $4,
-    started_at = coalesce(started_at, now()),
+    started_at = coalesce(started_at, clock_timestamp()),
     error = NULL,
     updated_at = now()
 WHERE id = $1 AND state = 'queued'
