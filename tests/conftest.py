@@ -1,0 +1,164 @@
+"""Fixtures against the real Postgres and RabbitMQ.
+
+Isolation: one template database is migrated per session and each test gets its own copy
+(`CREATE DATABASE … TEMPLATE`); each test gets its own exchange and queue names (a random
+amqp_prefix), deleted afterwards. Timings are short so leases, sweeps and retries happen
+within a test's deadline."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import create_app
+from orchestrator.context import Context, open_context
+from orchestrator.probes import ContextProbes
+from orchestrator.settings import Settings
+from orchestrator.storage.migrate import migrate
+from workers.process import Worker
+
+PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://root@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+_BASE = PG_ADMIN.rsplit("/", 1)[0]
+
+
+def db_url(name: str) -> str:
+    return f"{_BASE}/{name}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_environment() -> Iterator[None]:
+    # Settings read BACKFILL_* from the environment; a developer's shell must not leak in.
+    saved = {k: v for k, v in os.environ.items() if k.startswith("BACKFILL_")}
+    for k in saved:
+        del os.environ[k]
+    yield
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+async def template_db() -> AsyncIterator[str]:
+    name = f"bf_template_{os.getpid()}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(db_url(name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield name
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database(template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test; its DSN."""
+    name = f"bf_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        yield db_url(name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def test_settings(database: str, prefix: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database,
+        "amqp_url": AMQP_URL,
+        "amqp_prefix": prefix,
+        "http_port": 0,
+        "lease_seconds": 5.0,
+        "heartbeat_seconds": 0.5,
+        "reaper_seconds": 0.3,
+        "dispatch_sweep_seconds": 0.3,
+        "outbox_poll_seconds": 0.2,
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.2,
+        "redispatch_after_seconds": 10.0,
+        "shutdown_grace_seconds": 5.0,
+        "log_json": True,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A broker namespace of this test's own; its exchanges and queues go afterwards."""
+    name = f"bftest-{uuid.uuid4().hex[:10]}"
+    yield name
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for queue in ("commands", "runs", "dead"):
+            await channel.queue_delete(f"{name}.{queue}")
+        for exchange in (name, f"{name}.dead"):
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def settings(database: str, prefix: str) -> Settings:
+    return test_settings(database, prefix)
+
+
+@pytest.fixture
+async def ctx(settings: Settings) -> AsyncIterator[Context]:
+    async with open_context(settings) as context:
+        yield context
+
+
+class RunningWorker:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.task: Any = None
+
+    async def start(self) -> None:
+        import asyncio
+
+        self.task = asyncio.create_task(self.worker.run())
+
+    async def stop(self) -> None:
+        import asyncio
+
+        self.worker.stop()
+        if self.task is not None:
+            await asyncio.wait_for(self.task, timeout=30)
+
+
+@pytest.fixture
+async def worker(ctx: Context) -> AsyncIterator[RunningWorker]:
+    running = RunningWorker(Worker(ctx))
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def client(ctx: Context, worker: RunningWorker) -> AsyncIterator[TestClient[Any, Any]]:
+    """The API over the real service, with a worker consuming in the same process."""
+    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=True))
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def db(ctx: Context) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """A plain connection to the test database, for setting up source tables and checking."""
+    conn = await asyncpg.connect(ctx.settings.database_url.get_secret_value())
+    yield conn
+    await conn.close()
