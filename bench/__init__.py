@@ -1,0 +1,1 @@
+"""Benchmarks: measured, never asserted in tests. `make bench` or `python -m bench`."""

@@ -1,0 +1,240 @@
+"""Failed attempts retry with backoff and then fail the run into error_report; a lease left
+behind by a dead worker is returned by the reaper; events announce what happened."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aio_pika
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.context import Context
+from orchestrator.handlers.base import Handler, WindowRun
+from orchestrator.handlers.registry import HANDLER_TYPES
+from orchestrator.sinks.base import Resources
+from tests.conftest import AMQP_URL
+from tests.helpers import api, wait_backfill, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+class _NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Flaky:
+    """Fails the first `failures` attempts of every window, then succeeds."""
+
+    name = "flaky"
+    options_model: type[BaseModel] = _NoOptions
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.attempts: dict[int, list[int]] = {}
+
+    async def validate(self, options: BaseModel, resources: Resources) -> None:
+        return None
+
+    async def open(self, options: BaseModel, resources: Resources) -> Handler:
+        return self
+
+    async def run(self, window: WindowRun) -> int | None:
+        self.attempts.setdefault(window.run_id, []).append(window.attempt)
+        if window.attempt <= self.failures:
+            raise RuntimeError(f"boom on attempt {window.attempt}")
+        return 1
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def flaky() -> Iterator[Flaky]:
+    handler = Flaky(failures=2)
+    HANDLER_TYPES[handler.name] = handler
+    yield handler
+    HANDLER_TYPES.pop(handler.name, None)
+
+
+@pytest.fixture
+async def events(ctx: Context) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
+    """A listener bound to every event, as another service would bind one."""
+    connection = await aio_pika.connect(AMQP_URL)
+    channel = await connection.channel()
+    queue = await channel.declare_queue(f"{ctx.settings.amqp_prefix}.test-events", exclusive=True)
+    await queue.bind(ctx.settings.amqp_prefix, "event.#")
+    yield queue
+    await connection.close()
+
+
+async def collect(queue: aio_pika.abc.AbstractQueue, want: set[str]) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+
+    async def arrived() -> bool:
+        message = await queue.get(fail=False, no_ack=True)
+        if message is not None:
+            seen.append(json.loads(message.body))
+        return want <= {e["type"] for e in seen}
+
+    await wait_until(arrived, what=f"events {want}")
+    return seen
+
+
+async def test_attempts_retry_then_succeed(client: Any, flaky: Flaky) -> None:
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={
+            "name": "f",
+            "kind": "date_range",
+            "handler": {"type": "flaky"},
+            "max_attempts": 3,
+        },
+    )
+    created = await api(
+        client,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={"target": "f", "start": "2024-01-01", "end": "2024-01-04"},
+    )
+    done = await wait_backfill(client, created["id"], {"completed", "failed"})
+    assert done["state"] == "completed"
+    assert done["runs_completed"] == 4
+    assert done["runs_failed"] == 0
+    assert all(a == [1, 2, 3] for a in flaky.attempts.values()), flaky.attempts
+
+
+async def test_attempts_used_up_fail_the_run_and_the_backfill(
+    client: Any, flaky: Flaky, events: aio_pika.abc.AbstractQueue
+) -> None:
+    flaky.failures = 99
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={
+            "name": "f",
+            "kind": "date_range",
+            "handler": {"type": "flaky"},
+            "max_attempts": 2,
+        },
+    )
+    created = await api(
+        client,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={"target": "f", "start": "2024-01-01", "end": "2024-01-02"},
+    )
+    done = await wait_backfill(client, created["id"], {"completed", "failed"})
+    assert done["state"] == "failed"
+    assert done["failed_at"]
+    assert done["runs_failed"] == 2
+    report = done["error_report"]
+    assert len(report) == 2
+    assert {r["window_start"] for r in report} == {
+        "2024-01-01T00:00:00+00:00",
+        "2024-01-02T00:00:00+00:00",
+    }
+    assert all(r["attempt"] == 2 and "boom on attempt 2" in r["error"] for r in report)
+    assert all(a == [1, 2] for a in flaky.attempts.values())
+
+    seen = await collect(events, {"backfill.created", "run.failed", "backfill.failed"})
+    failed = next(e for e in seen if e["type"] == "backfill.failed")
+    assert failed["backfill_id"] == created["id"]
+    assert failed["runs_failed"] == 2
+    assert sum(1 for e in seen if e["type"] == "run.failed") == 2
+
+    # A failed backfill can be cancelled; it keeps its record.
+    cancelled = await api(client, "POST", f"/v1/backfills/{created['id']}/cancel", 200)
+    assert cancelled["state"] == "cancelled"
+
+
+async def test_a_lease_left_by_a_dead_worker_is_reaped_and_the_run_finishes(
+    ctx: Context, client: Any, db: Any
+) -> None:
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={
+            "name": "n",
+            "kind": "date_range",
+            "handler": {"type": "noop"},
+            "max_active_runs": 1,
+        },
+    )
+    created = await api(
+        client,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={"target": "n", "start": "2024-01-01", "end": "2024-01-01"},
+    )
+    bid = created["id"]
+    done = await wait_backfill(client, bid, {"completed"})
+    assert done["runs_completed"] == 1
+
+    # Stage what a worker that died mid-run leaves: a running run with a lease that expires.
+    run_id = await db.fetchval("SELECT id FROM transfer_runs WHERE backfill_id = $1", bid)
+    await db.execute(
+        """UPDATE transfer_runs SET state = 'running', lease_token = $2, worker_id = 'dead',
+               lease_expires_at = now() + interval '200 milliseconds', finished_at = NULL
+           WHERE id = $1""",
+        run_id,
+        uuid.uuid4(),
+    )
+    await db.execute(
+        """UPDATE backfills SET state = 'running', runs_completed = 0, completed_at = NULL
+           WHERE id = $1""",
+        bid,
+    )
+
+    finished = await wait_backfill(client, bid, {"completed", "failed"})
+    assert finished["state"] == "completed"
+    run = await db.fetchrow("SELECT * FROM transfer_runs WHERE id = $1", run_id)
+    assert run["state"] == "completed"
+    assert run["attempt"] == 2, "the reaped attempt counts"
+    assert run["worker_id"] != "dead"
+
+
+async def test_a_target_with_an_active_backfill_cannot_be_deleted(client: Any) -> None:
+    target = await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={
+            "name": "n",
+            "kind": "date_range",
+            "handler": {"type": "noop"},
+        },
+    )
+    created = await api(
+        client,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={
+            "target": "n",
+            "start": "2024-01-01T00:00:00Z",
+            "end": "2025-01-01T00:00:00Z",
+            "interval_type": "hour",
+        },
+    )
+    await api(client, "POST", f"/v1/backfills/{created['id']}/pause", 200)
+    body = await api(client, "DELETE", f"/v1/targets/{target['id']}", 409)
+    assert body["code"] == "conflict"
+    await api(client, "POST", f"/v1/backfills/{created['id']}/cancel", 200)
+    await api(client, "DELETE", f"/v1/targets/{target['id']}", 204)
+    await api(client, "GET", f"/v1/targets/{target['id']}", 404)
+    await api(client, "GET", f"/v1/backfills/{created['id']}", 404)
