@@ -29,14 +29,14 @@ from workers.process import Worker
 ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 
 
-async def wait_done(ctx: Any, backfill_id: int, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_done(ctx: Any, backfill_id: int, within: float) -> Any:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         b = await ctx.service.get_backfill(backfill_id)
         if b.state in ("completed", "failed", "cancelled"):
             return b
         await asyncio.sleep(0.05)
-    raise TimeoutError(f"backfill {backfill_id} not done in {timeout}s")
+    raise TimeoutError(f"backfill {backfill_id} not done in {within}s")
 
 
 def peak_rss_mib() -> float:
