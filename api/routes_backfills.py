@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from api import params
@@ -11,6 +13,7 @@ from api.render import json_response
 from api.schemas import BackfillOut, backfills_page, runs_page
 from orchestrator.domain.specs import BackfillSpec
 from orchestrator.domain.states import BackfillState, RunState
+from orchestrator.errors import BadRequest
 
 routes = web.RouteTableDef()
 
@@ -19,10 +22,27 @@ BACKFILL_SPEC = RequestBody[BackfillSpec](BackfillSpec)
 _PAGE = ("after", "limit")
 
 
+# Keys are namespaced into uuids, so they share the command-id space that deduplicates
+# `command.create` messages without colliding with ids that producers generate.
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1d0c52-3b7e-4f0e-9a51-0c3c2f7d9b10")
+
+
+def idempotency_command_id(request: web.Request) -> uuid.UUID | None:
+    """`Idempotency-Key: <any string>`: a retried POST with the same key returns the
+    backfill the first one created instead of making another."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise BadRequest("Idempotency-Key must be 1 to 255 characters")
+    return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, key)
+
+
 @routes.post("/v1/backfills")
 async def create_backfill(request: web.Request) -> web.Response:
+    command_id = idempotency_command_id(request)
     spec = await BACKFILL_SPEC.parse(request)
-    backfill = await request.app[SERVICE_KEY].create_backfill(spec)
+    backfill = await request.app[SERVICE_KEY].create_backfill(spec, command_id=command_id)
     return json_response(
         BackfillOut.from_domain(backfill),
         status=201,

@@ -161,3 +161,31 @@ async def test_a_second_active_backfill_of_the_same_table_conflicts(client: Any,
     body = await api(client, "POST", "/v1/backfills", 409, json={"target": "t"})
     assert body["code"] == "conflict"
     assert body["conflicting_backfill_id"] == first["id"]
+
+
+async def test_a_retried_create_with_the_same_idempotency_key_makes_one_backfill(
+    client: Any, db: Any
+) -> None:
+    await db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={
+            "name": "t",
+            "kind": "table",
+            "tables": ["t"],
+            "sink": {"type": "null"},
+        },
+    )
+    headers = {"Idempotency-Key": "nightly-2024-01-01"}
+    first = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"}, headers=headers)
+    again = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"}, headers=headers)
+    assert again["id"] == first["id"]
+    assert await db.fetchval("SELECT count(*) FROM backfills") == 1
+    # Without the key the second request is a new backfill, refused while the first is active
+    # or accepted once it is done.
+    await wait_backfill(client, first["id"], {"completed"})
+    other = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"})
+    assert other["id"] != first["id"]
