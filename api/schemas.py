@@ -113,6 +113,7 @@ class ErrorEntryOut(_Out):
 class BackfillOut(_Out):
     id: int
     uuid: UUID
+    command_id: UUID | None
     target_id: int
     kind: TargetKind
     name: str | None
@@ -151,6 +152,7 @@ class BackfillOut(_Out):
         return cls(
             id=backfill.id,
             uuid=backfill.uuid,
+            command_id=backfill.command_id,
             target_id=backfill.target_id,
             kind=backfill.kind,
             name=backfill.name,

@@ -11,6 +11,7 @@ import sys
 import asyncpg
 import structlog
 from aiohttp import web
+from aiormq.exceptions import ChannelPreconditionFailed
 
 from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings
@@ -97,6 +98,16 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(serve(settings, api=True, consume=False))
         else:
             asyncio.run(serve(settings, api=False, consume=True))
+    except ChannelPreconditionFailed as exc:
+        # A queue declared earlier with other arguments (a changed BACKFILL_DELIVERY_LIMIT):
+        # the broker keeps the old ones until the queue is deleted.
+        log.error(
+            "startup_failed",
+            error=str(exc),
+            hint="a queue exists with other arguments; restore the earlier setting, or drain "
+            "and delete the queue so it is declared again with the new ones",
+        )
+        sys.exit(1)
     except (OSError, asyncpg.PostgresError) as exc:
         # Connection refused and friends: say what failed without a traceback or a DSN.
         log.error("startup_failed", error=f"{type(exc).__name__}: {exc}")

@@ -20,9 +20,9 @@ from workers.planner import Planner
 log = structlog.get_logger(__name__)
 
 
-def describe_validation(exc: ValidationError) -> str:
+def describe_validation(exc: ValidationError, what: str = "command") -> str:
     parts = ["/".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()[:10]]
-    return "invalid command: " + "; ".join(parts)
+    return f"invalid {what}: " + "; ".join(parts)
 
 
 class CommandConsumer:

@@ -32,7 +32,7 @@ class Maintenance:
         self._roles = roles
 
     async def reap(self) -> None:
-        reaped = await self._repo.reap_expired(100, self._settings.retry_max_seconds)
+        reaped = await self._repo.reap_expired(100)
         if reaped:
             log.warning("leases_reaped", runs=reaped)
         stale = await self._repo.redispatch_stale(self._settings.redispatch_after_seconds, 100)

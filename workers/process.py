@@ -55,7 +55,9 @@ class Worker:
             dispatch = RUN_DISPATCH.validate_python(json.loads(message.body))
         except (ValueError, ValidationError) as exc:
             reason = (
-                describe_validation(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc}"
+                describe_validation(exc, "run.dispatch")
+                if isinstance(exc, ValidationError)
+                else f"not JSON: {exc}"
             )
             await self.ctx.broker.dead_letter(message, reason)
             await message.ack()

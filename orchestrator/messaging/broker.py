@@ -124,11 +124,14 @@ class Broker:
         )
 
     async def queue_depths(self) -> dict[str, int]:
+        # A passive declare through aio-pika's robust channel answers from the queue object
+        # cached at start-up; the underlying channel asks the broker every time.
         assert self._publish_channel is not None
+        channel = await self._publish_channel.get_underlay_channel()
         depths = {}
         for name in (self.topology.commands, self.topology.runs, self.topology.dead):
-            queue = await self._publish_channel.declare_queue(name, passive=True)
-            depths[name] = queue.declaration_result.message_count or 0
+            result = await channel.queue_declare(name, passive=True)
+            depths[name] = result.message_count or 0
         return depths
 
     async def close(self) -> None:

@@ -23,9 +23,14 @@ class CreateCommand(_Message):
     backfill: BackfillSpec
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 class _StateCommand(_Message):
     command_id: UUID
-    backfill_id: int | UUID = Field(description="The backfill's integer id or uuid")
+    backfill_id: Annotated[int, Field(ge=1, le=BIGINT_MAX)] | UUID = Field(
+        description="The backfill's integer id or uuid"
+    )
 
 
 class CancelCommand(_StateCommand):
@@ -48,8 +53,8 @@ COMMAND = TypeAdapter[Command](Command)
 
 class RunDispatch(_Message):
     type: Literal["run.dispatch"]
-    run_id: int
-    backfill_id: int
+    run_id: int = Field(ge=1, le=BIGINT_MAX)
+    backfill_id: int = Field(ge=1, le=BIGINT_MAX)
 
 
 RUN_DISPATCH = TypeAdapter(RunDispatch)

@@ -1,7 +1,8 @@
 """Exchange and queue names, and their durable declaration.
 
 exchange  <prefix>        topic   command.* -> <prefix>.commands, run.dispatch -> <prefix>.runs,
-                                  event.*   -> whoever binds a queue
+                                  event.#   -> whoever binds a queue (keys like
+                                               event.backfill.completed)
 exchange  <prefix>.dead   fanout  -> <prefix>.dead (dead letters, kept for inspection)
 Work queues are quorum queues with a delivery limit, so a message that kills every consumer
 that takes it is dead-lettered by the broker instead of looping forever."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -33,6 +32,7 @@ def backfill_event(event: str, row: asyncpg.Record | dict[str, Any]) -> dict[str
         "event_id": str(uuid4()),
         "backfill_id": row["id"],
         "backfill_uuid": str(row["uuid"]),
+        "command_id": str(row["command_id"]),
         "target_id": row["target_id"],
         "state": row["state"],
         "rows_processed_count": row["rows_processed_count"],
@@ -41,7 +41,8 @@ def backfill_event(event: str, row: asyncpg.Record | dict[str, Any]) -> dict[str
         "runs_completed": row["runs_completed"],
         "runs_failed": row["runs_failed"],
         "runs_cancelled": row["runs_cancelled"],
-        "occurred_at": datetime.now().astimezone().isoformat(),
+        # The database's clock, like every other timestamp of the system.
+        "occurred_at": row["updated_at"].isoformat(),
     }
 
 
@@ -91,6 +92,42 @@ async def maybe_finish(conn: Conn, backfill: asyncpg.Record) -> asyncpg.Record:
         await enqueue(conn, f"event.{event}", backfill_event(event, row))
         return row
     return backfill
+
+
+async def end_attempt(
+    conn: Conn,
+    backfill: asyncpg.Record,
+    run_id: int,
+    token: UUID,
+    error: str,
+    retry_in: float | None,
+) -> RunState | None:
+    """A failed attempt, from the executor or the reaper: retried after `retry_in` seconds
+    (never for a cancelled backfill), or failed for good with its counters, event and
+    the backfill's end. The caller holds the backfill lock. None if the lease was lost."""
+    if retry_in is not None and backfill["state"] != B.CANCELLED:
+        retried = await conn.fetchrow(q("retry_run"), run_id, token, error, retry_in)
+        if retried is None:
+            return None
+        await dispatch(conn, backfill)
+        return RunState.PENDING
+    run = await conn.fetchrow(q("fail_run"), run_id, token, error)
+    if run is None:
+        return None
+    row = await one(conn, "count_run_end", backfill["id"], 0, 1)
+    event = {
+        "type": "run.failed",
+        "event_id": str(uuid4()),
+        "backfill_id": backfill["id"],
+        "run_id": run_id,
+        "attempt": run["attempt"],
+        "error": error,
+        "occurred_at": run["finished_at"].isoformat(),
+    }
+    await enqueue(conn, "event.run.failed", event)
+    row = await maybe_finish(conn, row)
+    await dispatch(conn, row)
+    return RunState.FAILED
 
 
 @dataclass(frozen=True)
@@ -462,29 +499,7 @@ class Repository:
         when `retry_in` is None (attempts used up). None if the lease was lost."""
         async with self.pool.acquire() as conn, conn.transaction():
             backfill = await lock_backfill(conn, backfill_id)
-            if retry_in is not None and backfill["state"] != B.CANCELLED:
-                run = await conn.fetchrow(q("retry_run"), run_id, token, error, retry_in)
-                return RunState.PENDING if run is not None else None
-            run = await conn.fetchrow(q("fail_run"), run_id, token, error)
-            if run is None:
-                return None
-            row = await one(conn, "count_run_end", backfill_id, 0, 1)
-            await enqueue(
-                conn,
-                "event.run.failed",
-                {
-                    "type": "run.failed",
-                    "event_id": str(uuid4()),
-                    "backfill_id": backfill_id,
-                    "run_id": run_id,
-                    "attempt": run["attempt"],
-                    "error": error,
-                    "occurred_at": datetime.now().astimezone().isoformat(),
-                },
-            )
-            row = await maybe_finish(conn, row)
-            await dispatch(conn, row)
-            return RunState.FAILED
+            return await end_attempt(conn, backfill, run_id, token, error, retry_in)
 
     async def release_run(self, run_id: int, backfill_id: int, token: UUID) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -500,7 +515,7 @@ class Repository:
                 await dispatch(conn, backfill)
             return True
 
-    async def reap_expired(self, limit: int, max_backoff: float) -> int:
+    async def reap_expired(self, limit: int) -> int:
         """Runs whose lease expired go back to pending (attempt already counted at claim) or
         fail once their attempts are used up."""
         reaped = 0
@@ -515,13 +530,8 @@ class Repository:
                 if run is None:
                     continue
                 error = f"lease expired (worker {run['worker_id']} stopped heartbeating)"
-                if run["attempt"] < backfill["max_attempts"] and backfill["state"] != B.CANCELLED:
-                    await conn.execute(q("retry_run"), run["id"], run["lease_token"], error, 0.0)
-                else:
-                    await conn.execute(q("fail_run"), run["id"], run["lease_token"], error)
-                    row = await one(conn, "count_run_end", backfill["id"], 0, 1)
-                    backfill = await maybe_finish(conn, row)
-                await dispatch(conn, backfill)
+                retry_in = 0.0 if run["attempt"] < backfill["max_attempts"] else None
+                await end_attempt(conn, backfill, run["id"], run["lease_token"], error, retry_in)
                 reaped += 1
         return reaped
 

@@ -140,8 +140,22 @@ async def test_bad_messages_are_dead_lettered_with_a_reason_and_consuming_goes_o
         },
     )
     await producer.send("run.dispatch", b"\x00\x01")
+    await producer.send(
+        "command.pause",
+        {
+            "type": "command.pause",
+            "command_id": str(uuid.uuid4()),
+            "backfill_id": 10**20,
+        },
+    )
 
-    dead = await producer.dead_letters(6)
+    async def seven_dead() -> bool:
+        overview = await api(client, "GET", "/ops/overview", 200)
+        return overview["queues"][f"{producer.prefix}.dead"] == 7
+
+    # The ops overview reads queue depths live from the broker.
+    await wait_until(seven_dead, what="seven dead letters counted by /ops/overview")
+    dead = await producer.dead_letters(7)
     reasons = sorted(str((m.headers or {})[REASON_HEADER]) for m in dead)
     assert any(r.startswith("not JSON") for r in reasons), reasons
     assert any("command.explode" in r or "type" in r for r in reasons), reasons
@@ -149,6 +163,7 @@ async def test_bad_messages_are_dead_lettered_with_a_reason_and_consuming_goes_o
     assert any("no-such-target" in r for r in reasons), reasons
     assert any(r.startswith("not_found") for r in reasons), reasons
     assert sum(1 for m in dead if m.headers.get("x-original-routing-key") == "run.dispatch") == 1
+    assert any("less than or equal" in r for r in reasons), "an out-of-range id is refused"
     assert await db.fetchval("SELECT count(*) FROM backfills") == 0
 
     # The consumer carries on: a good command after the bad ones is applied.

@@ -39,6 +39,7 @@ BACKFILL_FIELDS = {
     "cancelled_at",
     "failed_at",
     "paused_at",
+    "command_id",
 }
 
 
@@ -91,7 +92,8 @@ async def test_backfill_renders_domain_names_under_api_names(
             "error": "boom",
         }
     ]
-    assert "command_id" not in body
+    # The command id is shown so a producer can match what its command.create made.
+    assert body["command_id"] == (str(backfill.command_id) if backfill.command_id else None)
     assert "table_name" not in body
 
 
