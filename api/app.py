@@ -6,16 +6,19 @@ from aiohttp import web
 
 from api import routes_backfills, routes_ops, routes_targets
 from api.access_log import access_log_middleware
-from api.body import MAX_BODY_BYTES
+from api.auth import auth_middleware
 from api.errors import error_middleware
-from api.keys import PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
+from api.keys import ACCESS_KEY, PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
 from api.probes import OpsProbes
 from api.request_id import request_id_middleware
+from orchestrator.access import AccessService
 from orchestrator.service import BackfillService
 from orchestrator.settings import Settings
 
 
-def create_app(settings: Settings, service: BackfillService, probes: OpsProbes) -> web.Application:
+def create_app(
+    settings: Settings, service: BackfillService, probes: OpsProbes, access: AccessService
+) -> web.Application:
     """The caller owns the service's and the probes' connections; the app only uses them.
 
     Run it with aiohttp's own access log off (`access_log=None`): the access log middleware
@@ -24,11 +27,18 @@ def create_app(settings: Settings, service: BackfillService, probes: OpsProbes) 
         # Outermost first: the request id exists before anything logs, the access log sees
         # the final status, and the error middleware turns every failure into a response
         # that the other two still wrap.
-        middlewares=[request_id_middleware, access_log_middleware, error_middleware],
-        client_max_size=MAX_BODY_BYTES,
+        # Auth sits inside the error middleware, so 401/403/429 leave as problem+json too.
+        middlewares=[
+            request_id_middleware,
+            access_log_middleware,
+            error_middleware,
+            auth_middleware,
+        ],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
     app[SERVICE_KEY] = service
+    app[ACCESS_KEY] = access
     app[PROBES_KEY] = probes
     app.add_routes(routes_targets.routes)
     app.add_routes(routes_backfills.routes)

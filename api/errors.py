@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 
 from api.problems import problem_response
 from api.request_id import request_id_of
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, RateLimited, Unauthorized
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +53,15 @@ def _from_orchestrator_error(request: web.Request, exc: OrchestratorError) -> we
     if exc.status >= 500:
         # Server-side trouble (a dependency down) is ours to look into, not the client's.
         log.warning("request_failed", code=exc.code, status=exc.status, exc_info=True)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="backfill"'
+    elif isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+        headers["X-RateLimit-Limit"] = str(exc.limit)
+        headers["X-RateLimit-Remaining"] = "0"
     return problem_response(
+        headers=headers,
         status=exc.status,
         code=exc.code,
         title=exc.title,

@@ -5,12 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.probes import OpsProbes
+from orchestrator.access import AccessService
+from orchestrator.domain.keys import Principal
 from orchestrator.service import BackfillService
 from orchestrator.settings import Settings
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 SERVICE_KEY = web.AppKey("service", BackfillService)
+ACCESS_KEY = web.AppKey("access", AccessService)
 # A Protocol is not a concrete class, so the type goes in as a parameter rather than an argument.
 PROBES_KEY = web.AppKey[OpsProbes]("probes")
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)

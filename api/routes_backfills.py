@@ -7,6 +7,7 @@ import uuid
 from aiohttp import web
 
 from api import params
+from api.auth import team_of
 from api.body import RequestBody
 from api.keys import SERVICE_KEY
 from api.render import json_response
@@ -42,7 +43,9 @@ def idempotency_command_id(request: web.Request) -> uuid.UUID | None:
 async def create_backfill(request: web.Request) -> web.Response:
     command_id = idempotency_command_id(request)
     spec = await BACKFILL_SPEC.parse(request)
-    backfill = await request.app[SERVICE_KEY].create_backfill(spec, command_id=command_id)
+    backfill = await request.app[SERVICE_KEY].create_backfill(
+        spec, team_id=team_of(request), command_id=command_id
+    )
     return json_response(
         BackfillOut.from_domain(backfill),
         status=201,
@@ -58,7 +61,7 @@ async def list_backfills(request: web.Request) -> web.Response:
     after, limit = query.after(), query.limit()
     query.check()
     page = await request.app[SERVICE_KEY].list_backfills(
-        target_id=target_id, states=states, after=after, limit=limit
+        team_id=team_of(request), target_id=target_id, states=states, after=after, limit=limit
     )
     return json_response(backfills_page(page))
 
@@ -66,28 +69,28 @@ async def list_backfills(request: web.Request) -> web.Response:
 @routes.get("/v1/backfills/{backfill}")
 async def get_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].get_backfill(ref)
+    backfill = await request.app[SERVICE_KEY].get_backfill(ref, team_id=team_of(request))
     return json_response(BackfillOut.from_domain(backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/cancel")
 async def cancel_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].cancel_backfill(ref)
+    backfill = await request.app[SERVICE_KEY].cancel_backfill(ref, team_id=team_of(request))
     return json_response(BackfillOut.from_domain(backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/pause")
 async def pause_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].pause_backfill(ref)
+    backfill = await request.app[SERVICE_KEY].pause_backfill(ref, team_id=team_of(request))
     return json_response(BackfillOut.from_domain(backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/resume")
 async def resume_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].resume_backfill(ref)
+    backfill = await request.app[SERVICE_KEY].resume_backfill(ref, team_id=team_of(request))
     return json_response(BackfillOut.from_domain(backfill))
 
 
@@ -98,5 +101,7 @@ async def list_runs(request: web.Request) -> web.Response:
     states = query.states("state", RunState)
     after, limit = query.after(), query.limit()
     query.check()
-    page = await request.app[SERVICE_KEY].list_runs(ref, states=states, after=after, limit=limit)
+    page = await request.app[SERVICE_KEY].list_runs(
+        ref, team_id=team_of(request), states=states, after=after, limit=limit
+    )
     return json_response(runs_page(page))

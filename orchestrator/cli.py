@@ -7,12 +7,17 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import asyncpg
 import structlog
 from aiohttp import web
 from aiormq.exceptions import ChannelPreconditionFailed
 
+from orchestrator.access import AccessService
+from orchestrator.domain.keys import Scope
+from orchestrator.errors import OrchestratorError
 from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings
 from orchestrator.storage.migrate import ensure_database, migrate
@@ -60,7 +65,10 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
         worker_task = asyncio.create_task(worker.run(), name="worker")
         runner: web.AppRunner | None = None
         if api:
-            app = create_app(settings, ctx.service, ContextProbes(ctx, consuming=consume))
+            await _bootstrap(ctx.access)
+            app = create_app(
+                settings, ctx.service, ContextProbes(ctx, consuming=consume), ctx.access
+            )
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -77,6 +85,72 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
         stopped.cancel()
 
 
+async def _bootstrap(access: AccessService) -> None:
+    token = await access.ensure_bootstrap_key()
+    if token is not None:
+        # Shown once, on the console only: it is never logged and cannot be shown again.
+        print(
+            "\nNo API key existed, so one was created for team 1 with every scope.\n"
+            f"Keep it now; it is not stored and will not be shown again:\n\n    {token}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+async def _with_access(
+    settings: Settings, action: Callable[[AccessService], Awaitable[None]]
+) -> None:
+    from orchestrator.storage.access import AccessRepository
+    from orchestrator.storage.database import open_pool
+
+    await run_migrations(settings)
+    pool = await open_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    try:
+        await action(AccessService(settings, AccessRepository(pool)))
+    finally:
+        await pool.close()
+
+
+def _keys_command(args: argparse.Namespace) -> Callable[[AccessService], Awaitable[None]]:
+    async def create(access: AccessService) -> None:
+        scopes = {Scope(s.strip()) for s in args.scope.split(",") if s.strip()}
+        expires = datetime.fromisoformat(args.expires) if args.expires else None
+        token, info = await access.create_key(args.team, scopes, name=args.name, expires_at=expires)
+        print(
+            f"created key {info.prefix} for team {info.team_id} "
+            f"with scopes {','.join(info.scopes)}; the token (shown once):",
+            file=sys.stderr,
+        )
+        print(token)
+
+    async def listing(access: AccessService) -> None:
+        for key in await access.repo.list_keys(args.team):
+            state = "revoked" if key.revoked_at else "active"
+            print(
+                f"{key.prefix}\tteam={key.team_id}\tscopes={','.join(key.scopes)}\t{state}"
+                f"\texpires={key.expires_at.isoformat() if key.expires_at else '-'}"
+                f"\tname={key.name or '-'}"
+            )
+
+    async def revoke(access: AccessService) -> None:
+        await access.revoke_key(args.prefix)
+        print(f"revoked {args.prefix}", file=sys.stderr)
+
+    return {"create": create, "list": listing, "revoke": revoke}[args.keys_command]
+
+
+def _teams_command(args: argparse.Namespace) -> Callable[[AccessService], Awaitable[None]]:
+    async def create(access: AccessService) -> None:
+        team_id, name = await access.repo.create_team(args.name)
+        print(f"{team_id}\t{name}")
+
+    async def listing(access: AccessService) -> None:
+        for team_id, name in await access.repo.list_teams():
+            print(f"{team_id}\t{name}")
+
+    return {"create": create, "list": listing}[args.teams_command]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="backfill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +158,21 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("up", help="API and workers in one process")
     sub.add_parser("api", help="the HTTP API (with an outbox relay)")
     sub.add_parser("worker", help="planner, executor, relay and maintenance loops")
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys.add_parser("create", help="create a key; prints the token once")
+    create.add_argument("--team", type=int, default=1)
+    create.add_argument("--scope", default="read,write", help="comma-separated: read,write,admin")
+    create.add_argument("--name")
+    create.add_argument("--expires", help="ISO 8601 time after which the key stops working")
+    keys.add_parser("list", help="list keys (never their tokens)").add_argument("--team", type=int)
+    keys.add_parser("revoke", help="revoke a key by its prefix").add_argument("prefix")
+    teams = sub.add_parser("teams", help="manage teams").add_subparsers(
+        dest="teams_command", required=True
+    )
+    teams.add_parser("create", help="create a team").add_argument("name")
+    teams.add_parser("list", help="list teams")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -96,8 +185,15 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(serve(settings, api=True, consume=True))
         elif args.command == "api":
             asyncio.run(serve(settings, api=True, consume=False))
+        elif args.command == "keys":
+            asyncio.run(_with_access(settings, _keys_command(args)))
+        elif args.command == "teams":
+            asyncio.run(_with_access(settings, _teams_command(args)))
         else:
             asyncio.run(serve(settings, api=False, consume=True))
+    except OrchestratorError as exc:
+        log.error("command_failed", code=exc.code, error=exc.detail)
+        sys.exit(2)
     except ChannelPreconditionFailed as exc:
         # A queue declared earlier with other arguments (a changed BACKFILL_DELIVERY_LIMIT):
         # the broker keeps the old ones until the queue is deleted.

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from orchestrator.access import AccessService
 from orchestrator.messaging.broker import Broker
 from orchestrator.messaging.topology import Topology
 from orchestrator.service import BackfillService
 from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources
 from orchestrator.sources.pools import SourcePools
+from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool
 from orchestrator.storage.repository import Repository
 
@@ -26,6 +28,7 @@ class Context:
     broker: Broker
     repo: Repository
     service: BackfillService
+    access: AccessService
 
     @property
     def resources(self) -> Resources:
@@ -49,7 +52,13 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         await broker.connect()
         repo = Repository(pool)
         yield Context(
-            settings, pool, sources, broker, repo, BackfillService(settings, repo, sources)
+            settings,
+            pool,
+            sources,
+            broker,
+            repo,
+            BackfillService(settings, repo, sources),
+            AccessService(settings, AccessRepository(pool)),
         )
     finally:
         await broker.close()

@@ -87,3 +87,30 @@ class Unavailable(OrchestratorError):
     code = "service_unavailable"
     status = 503
     title = "Service unavailable"
+
+
+class Unauthorized(OrchestratorError):
+    """No credentials, or credentials that are not (or no longer) valid."""
+
+    code = "unauthorized"
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(OrchestratorError):
+    """A valid key without the scope the operation needs."""
+
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
+class RateLimited(OrchestratorError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, limit: int, retry_after: int) -> None:
+        super().__init__(detail, extra={"limit": limit, "retry_after": retry_after})
+        self.limit = limit
+        self.retry_after = retry_after

@@ -83,7 +83,7 @@ class BackfillService:
         async with pool.acquire() as conn:
             return await describe_table(conn, table, sort_column)
 
-    async def create_target(self, spec: TargetSpec) -> Target:
+    async def create_target(self, spec: TargetSpec, *, team_id: int) -> Target:
         """Conflict (409) if the name is taken; 422 if a table target's source is unknown, a
         table does not exist or has no key, its sort column is missing or nullable, or the
         sink or handler is unknown or misconfigured."""
@@ -95,19 +95,19 @@ class BackfillService:
         else:
             assert isinstance(spec, DateRangeTargetSpec)
             await self._check_handler(spec.handler)
-        return await self.repo.insert_target(values)
+        return await self.repo.insert_target(values | {"team_id": team_id})
 
-    async def list_targets(self, *, after: int | None, limit: int) -> Page[Target]:
-        items = await self.repo.list_targets(after, limit + 1)
+    async def list_targets(self, *, team_id: int, after: int | None, limit: int) -> Page[Target]:
+        items = await self.repo.list_targets(team_id, after, limit + 1)
         more = len(items) > limit
         items = items[:limit]
         return Page(items, items[-1].id if more else None)
 
-    async def get_target(self, target: int | str) -> Target:
-        return await self.repo.get_target(target)
+    async def get_target(self, target: int | str, *, team_id: int) -> Target:
+        return await self.repo.get_target(target, team_id)
 
-    async def update_target(self, target_id: int, patch: TargetPatch) -> Target:
-        current = await self.repo.get_target(target_id)
+    async def update_target(self, target_id: int, patch: TargetPatch, *, team_id: int) -> Target:
+        current = await self.repo.get_target(target_id, team_id)
         changes = patch.model_dump(mode="json", exclude_unset=True)
         if current.kind == TargetKind.TABLE:
             for field in ("handler", "variables", "interval_type", "interval_units"):
@@ -127,16 +127,21 @@ class BackfillService:
                     )
             if patch.handler is not None:
                 await self._check_handler(patch.handler)
-        return await self.repo.update_target(target_id, changes)
+        return await self.repo.update_target(target_id, team_id, changes)
 
-    async def delete_target(self, target_id: int) -> None:
+    async def delete_target(self, target_id: int, *, team_id: int) -> None:
         """Conflict (409) while it has an active backfill; its finished backfills go too."""
-        await self.repo.delete_target(target_id)
+        await self.repo.delete_target(target_id, team_id)
 
     # -------------------------------------------------------------- backfills
 
     async def create_backfill(
-        self, spec: BackfillSpec, *, command_id: UUID | None = None, announce: bool = True
+        self,
+        spec: BackfillSpec,
+        *,
+        team_id: int,
+        command_id: UUID | None = None,
+        announce: bool = True,
     ) -> Backfill:
         """Validates against the target, refuses an overlap with Conflict, and stores the
         backfill as `created` with its `command.create` and `backfill.created` messages in
@@ -149,11 +154,12 @@ class BackfillService:
         if existing is not None:
             return existing
         try:
-            target = await self.repo.get_target(spec.target)
+            target = await self.repo.get_target(spec.target, team_id)
         except NotFound:
             raise _field_error("/target", f"target {spec.target!r} not found") from None
         values: dict[str, Any] = {
             "target_id": target.id,
+            "team_id": target.team_id,
             "kind": target.kind.value,
             "name": spec.name,
             "command_id": command_id,
@@ -168,6 +174,7 @@ class BackfillService:
             {
                 "type": "command.create",
                 "command_id": str(command_id),
+                "team_id": target.team_id,
                 "backfill": spec.model_dump(mode="json", exclude_defaults=True)
                 | {"target": target.id},
             }
@@ -288,6 +295,7 @@ class BackfillService:
     async def list_backfills(
         self,
         *,
+        team_id: int,
         target_id: int | None,
         states: list[BackfillState] | None,
         after: int | None,
@@ -295,17 +303,18 @@ class BackfillService:
     ) -> Page[Backfill]:
         """Newest first (id descending); `after` is the last id of the previous page."""
         items = await self.repo.list_backfills(
-            target_id, [s.value for s in states] if states else None, after, limit + 1
+            team_id, target_id, [s.value for s in states] if states else None, after, limit + 1
         )
         more = len(items) > limit
         items = items[:limit]
         return Page(items, items[-1].id if more else None)
 
-    async def get_backfill(self, backfill_id: int | UUID) -> Backfill:
-        return await self.repo.get_backfill(backfill_id)
+    async def get_backfill(self, backfill_id: int | UUID, *, team_id: int | None) -> Backfill:
+        """team_id None: any team (workers and internal callers only)."""
+        return await self.repo.get_backfill(backfill_id, team_id)
 
-    async def _act(self, backfill_id: int | UUID, action: str) -> Backfill:
-        bid = await self.repo.backfill_id_of(backfill_id)
+    async def _act(self, backfill_id: int | UUID, action: str, team_id: int) -> Backfill:
+        bid = await self.repo.backfill_id_of(backfill_id, team_id)
         command_id = uuid4()
         return await self.repo.change_state(
             bid,
@@ -318,35 +327,35 @@ class BackfillService:
             },
         )
 
-    async def cancel_backfill(self, backfill_id: int | UUID) -> Backfill:
+    async def cancel_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         """InvalidTransition (422) from completed or cancelled."""
-        return await self._act(backfill_id, "cancel")
+        return await self._act(backfill_id, "cancel", team_id)
 
-    async def pause_backfill(self, backfill_id: int | UUID) -> Backfill:
-        return await self._act(backfill_id, "pause")
+    async def pause_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
+        return await self._act(backfill_id, "pause", team_id)
 
-    async def resume_backfill(self, backfill_id: int | UUID) -> Backfill:
-        return await self._act(backfill_id, "resume")
+    async def resume_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
+        return await self._act(backfill_id, "resume", team_id)
 
     async def apply_command(
-        self, action: str, backfill_id: int | UUID, command_id: UUID
+        self, action: str, backfill_id: int | UUID, command_id: UUID, *, team_id: int | None
     ) -> Backfill:
         """A cancel/pause/resume that arrived through the queue; recorded as applied in the
         same transaction, so the same command again changes nothing."""
-        bid = await self.repo.backfill_id_of(backfill_id)
+        bid = await self.repo.backfill_id_of(backfill_id, team_id)
         return await self.repo.change_state(bid, action, command_id=command_id)
 
     async def list_runs(
         self,
         backfill_id: int | UUID,
         *,
+        team_id: int,
         states: list[RunState] | None,
         after: int | None,
         limit: int,
     ) -> Page[TransferRun]:
         """In planning order (seq ascending); `after` is the last seq of the previous page."""
-        bid = await self.repo.backfill_id_of(backfill_id)
-        await self.repo.get_backfill(bid)  # 404 for an unknown backfill, not an empty page
+        bid = await self.repo.backfill_id_of(backfill_id, team_id)  # 404, not an empty page
         items = await self.repo.list_runs(
             bid, [s.value for s in states] if states else None, after, limit + 1
         )

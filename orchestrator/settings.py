@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     # A date-range backfill that would make more runs than this is refused (422).
     max_runs_per_backfill: int = Field(default=1_000_000, ge=1)
 
+    # Authentication and limits.
+    bootstrap_token: SecretStr | None = None
+    rate_limit_requests: int = Field(default=1200, ge=0)  # per key and period; 0: no limit
+    rate_limit_period_seconds: float = Field(default=60.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # /ops/ready, /ops/overview and /metrics need a key when true; /ops/health never does.
+    ops_auth: bool = False
+
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal
 

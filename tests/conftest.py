@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
 from orchestrator.context import Context, open_context
+from orchestrator.domain.keys import ALL_SCOPES
 from orchestrator.probes import ContextProbes
 from orchestrator.settings import Settings
 from orchestrator.storage.migrate import migrate
@@ -74,7 +75,7 @@ async def database(template_db: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-def test_settings(database: str, prefix: str, **overrides: Any) -> Settings:
+def make_settings(database: str, prefix: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database,
         "amqp_url": AMQP_URL,
@@ -95,6 +96,11 @@ def test_settings(database: str, prefix: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+# The older name, kept for tests that import it; not a test itself.
+test_settings = make_settings
+test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
     """A broker namespace of this test's own; its exchanges and queues go afterwards."""
@@ -113,7 +119,7 @@ async def prefix() -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(database: str, prefix: str) -> Settings:
-    return test_settings(database, prefix)
+    return make_settings(database, prefix)
 
 
 @pytest.fixture
@@ -149,10 +155,21 @@ async def worker(ctx: Context) -> AsyncIterator[RunningWorker]:
 
 
 @pytest.fixture
-async def client(ctx: Context, worker: RunningWorker) -> AsyncIterator[TestClient[Any, Any]]:
-    """The API over the real service, with a worker consuming in the same process."""
-    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=True))
-    async with TestClient(TestServer(app)) as test_client:
+async def token(ctx: Context) -> str:
+    """A key of team 1 with every scope, as the bootstrap makes."""
+    created, _ = await ctx.access.create_key(1, set(ALL_SCOPES), name="tests")
+    return created
+
+
+@pytest.fixture
+async def client(
+    ctx: Context, worker: RunningWorker, token: str
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The API over the real service, with a worker consuming in the same process; requests
+    carry the `token` fixture's key unless a test sends its own Authorization header."""
+    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=True), ctx.access)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with TestClient(TestServer(app), headers=headers) as test_client:
         yield test_client
 
 

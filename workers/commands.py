@@ -64,7 +64,9 @@ class CommandConsumer:
                 log.info("command_duplicate")
                 return None
             try:
-                await self._service.apply_command(action, command.backfill_id, command.command_id)
+                await self._service.apply_command(
+                    action, command.backfill_id, command.command_id, team_id=command.team_id
+                )
             except InvalidTransition as exc:
                 if action == "cancel" and exc.current == BackfillState.CANCELLED:
                     return None  # cancelling twice is harmless
@@ -77,7 +79,10 @@ class CommandConsumer:
     async def _create(self, command: CreateCommand) -> str | None:
         try:
             backfill = await self._service.create_backfill(
-                command.backfill, command_id=command.command_id, announce=False
+                command.backfill,
+                team_id=command.team_id,
+                command_id=command.command_id,
+                announce=False,
             )
         except OrchestratorError as exc:
             detail = exc.detail

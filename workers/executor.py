@@ -160,7 +160,7 @@ class Executor:
     async def _work(
         self, run: TransferRun, backfill: asyncpg.Record, token: UUID
     ) -> tuple[int, int]:
-        target = await self._repo.get_target(backfill["target_id"])
+        target = await self._repo.get_target(backfill["target_id"], None)
         if backfill["kind"] == "table":
             await self._table_run(run, backfill, target, token)
             return 0, 0  # rows were rolled up with each checkpoint

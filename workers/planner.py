@@ -118,7 +118,7 @@ class Planner:
         log.info("planning_done", runs=plan.count)
 
     async def _plan_table(self, row: asyncpg.Record, token: UUID) -> None:
-        target = await self._repo.get_target(row["target_id"])
+        target = await self._repo.get_target(row["target_id"], None)
         assert target.source is not None
         pool = await self._sources.get(target.source)
         keyset = KeysetSql.build(table_sql(row["table_name"]), row["key_columns"], row["key_types"])

@@ -67,6 +67,7 @@ class HandlerSpec(_Frozen):
 class Target(_Frozen):
     id: int
     uuid: UUID
+    team_id: int = 1
     name: str
     kind: TargetKind
     source: str | None = None
@@ -103,6 +104,7 @@ class ErrorEntry(_Frozen):
 class Backfill(_Frozen):
     id: int
     uuid: UUID
+    team_id: int = 1
     target_id: int
     kind: TargetKind
     name: str | None = None

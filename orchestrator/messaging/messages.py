@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from orchestrator.domain.specs import BackfillSpec
 
+BIGINT_MAX = 2**63 - 1
+
 
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -20,14 +22,15 @@ class _Message(BaseModel):
 class CreateCommand(_Message):
     type: Literal["command.create"]
     command_id: UUID = Field(description="Idempotency key: the same id twice makes one backfill")
+    team_id: int = Field(default=1, ge=1, le=BIGINT_MAX, description="The team whose target it is")
     backfill: BackfillSpec
-
-
-BIGINT_MAX = 2**63 - 1
 
 
 class _StateCommand(_Message):
     command_id: UUID
+    team_id: int | None = Field(
+        default=None, ge=1, le=BIGINT_MAX, description="If given, the backfill must be this team's"
+    )
     backfill_id: Annotated[int, Field(ge=1, le=BIGINT_MAX)] | UUID = Field(
         description="The backfill's integer id or uuid"
     )

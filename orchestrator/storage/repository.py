@@ -159,28 +159,31 @@ class Repository:
                 values.get("interval_units", 1),
                 values["max_active_runs"],
                 values["max_attempts"],
+                values["team_id"],
             )
         except asyncpg.UniqueViolationError:
             raise Conflict(f"a target named {values['name']!r} already exists") from None
         assert row is not None
         return Target.from_row(row)
 
-    async def get_target(self, target: int | str) -> Target:
+    async def get_target(self, target: int | str, team_id: int | None) -> Target:
+        """By id (any team when team_id is None) or by name (names are per team; a name
+        without a team means team 1, the default)."""
         if isinstance(target, int):
-            row = await self.pool.fetchrow(q("get_target_by_id"), target)
+            row = await self.pool.fetchrow(q("get_target_by_id"), target, team_id)
         else:
-            row = await self.pool.fetchrow(q("get_target_by_name"), target)
+            row = await self.pool.fetchrow(q("get_target_by_name"), target, team_id or 1)
         if row is None:
             raise NotFound(f"target {target!r} not found")
         return Target.from_row(row)
 
-    async def list_targets(self, after: int | None, limit: int) -> list[Target]:
-        rows = await self.pool.fetch(q("list_targets"), after, limit)
+    async def list_targets(self, team_id: int, after: int | None, limit: int) -> list[Target]:
+        rows = await self.pool.fetch(q("list_targets"), after, limit, team_id)
         return [Target.from_row(r) for r in rows]
 
-    async def update_target(self, target_id: int, changes: dict[str, Any]) -> Target:
+    async def update_target(self, target_id: int, team_id: int, changes: dict[str, Any]) -> Target:
         if not changes:
-            return await self.get_target(target_id)
+            return await self.get_target(target_id, team_id)
         # Column names come from TargetPatch's fields, never from the request body's keys.
         allowed = {
             "name",
@@ -195,11 +198,13 @@ class Repository:
             "max_attempts",
         }
         assert set(changes) <= allowed, set(changes) - allowed
-        sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
+        sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=3))
         try:
             row = await self.pool.fetchrow(
-                f"UPDATE targets SET {sets}, updated_at = now() WHERE id = $1 RETURNING *",
+                f"UPDATE targets SET {sets}, updated_at = now() "
+                "WHERE id = $1 AND team_id = $2 RETURNING *",
                 target_id,
+                team_id,
                 *changes.values(),
             )
         except asyncpg.UniqueViolationError:
@@ -208,8 +213,10 @@ class Repository:
             raise NotFound(f"target {target_id} not found")
         return Target.from_row(row)
 
-    async def delete_target(self, target_id: int) -> None:
+    async def delete_target(self, target_id: int, team_id: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchrow(q("get_target_by_id"), target_id, team_id) is None:
+                raise NotFound(f"target {target_id} not found")
             await conn.execute(q("lock_target"), target_id)
             if await conn.fetchval(q("target_has_active_backfill"), target_id):
                 raise Conflict(
@@ -287,24 +294,26 @@ class Repository:
             out.setdefault(r["backfill_id"], []).append(entry)
         return out
 
-    async def _backfill_row(self, conn: Conn, backfill_id: int | UUID) -> asyncpg.Record:
+    async def _backfill_row(
+        self, conn: Conn, backfill_id: int | UUID, team_id: int | None
+    ) -> asyncpg.Record:
         if isinstance(backfill_id, UUID):
-            row = await conn.fetchrow(q("get_backfill_by_uuid"), backfill_id)
+            row = await conn.fetchrow(q("get_backfill_by_uuid"), backfill_id, team_id)
         else:
-            row = await conn.fetchrow(q("get_backfill_by_id"), backfill_id)
+            row = await conn.fetchrow(q("get_backfill_by_id"), backfill_id, team_id)
         if row is None:
             raise NotFound(f"backfill {backfill_id} not found")
         return row
 
-    async def get_backfill(self, backfill_id: int | UUID) -> Backfill:
+    async def get_backfill(self, backfill_id: int | UUID, team_id: int | None) -> Backfill:
         async with self.pool.acquire() as conn:
-            return await self._with_report(conn, await self._backfill_row(conn, backfill_id))
+            row = await self._backfill_row(conn, backfill_id, team_id)
+            return await self._with_report(conn, row)
 
-    async def backfill_id_of(self, backfill_id: int | UUID) -> int:
-        if isinstance(backfill_id, int):
-            return backfill_id
+    async def backfill_id_of(self, backfill_id: int | UUID, team_id: int | None) -> int:
+        """The integer id of a backfill the team can see; NotFound otherwise."""
         async with self.pool.acquire() as conn:
-            return int((await self._backfill_row(conn, backfill_id))["id"])
+            return int((await self._backfill_row(conn, backfill_id, team_id))["id"])
 
     async def backfill_by_command(self, command_id: UUID) -> Backfill | None:
         async with self.pool.acquire() as conn:
@@ -312,10 +321,15 @@ class Repository:
             return await self._with_report(conn, row) if row is not None else None
 
     async def list_backfills(
-        self, target_id: int | None, states: list[str] | None, after: int | None, limit: int
+        self,
+        team_id: int,
+        target_id: int | None,
+        states: list[str] | None,
+        after: int | None,
+        limit: int,
     ) -> list[Backfill]:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(q("list_backfills"), target_id, states, after, limit)
+            rows = await conn.fetch(q("list_backfills"), target_id, states, after, limit, team_id)
             reports = await self._error_reports(conn, [r["id"] for r in rows if r["runs_failed"]])
             return [Backfill.from_row(r, reports.get(r["id"])) for r in rows]
 

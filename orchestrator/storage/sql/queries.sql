@@ -3,18 +3,24 @@
 
 -- name: insert_target
 INSERT INTO targets (name, kind, source, tables, sort_column, sink, handler, variables,
-                     chunk_size, interval_type, interval_units, max_active_runs, max_attempts)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                     chunk_size, interval_type, interval_units, max_active_runs, max_attempts,
+                     team_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING *;
 
+-- Team filters: NULL means any team (workers), a team id means exactly that team (the API);
+-- another team's object is simply not found.
+
 -- name: get_target_by_id
-SELECT * FROM targets WHERE id = $1;
+SELECT * FROM targets WHERE id = $1 AND ($2::bigint IS NULL OR team_id = $2);
 
 -- name: get_target_by_name
-SELECT * FROM targets WHERE name = $1;
+SELECT * FROM targets WHERE name = $1 AND team_id = $2;
 
 -- name: list_targets
-SELECT * FROM targets WHERE ($1::bigint IS NULL OR id > $1) ORDER BY id LIMIT $2;
+SELECT * FROM targets
+WHERE team_id = $3 AND ($1::bigint IS NULL OR id > $1)
+ORDER BY id LIMIT $2;
 
 -- name: target_has_active_backfill
 SELECT EXISTS (
@@ -48,10 +54,10 @@ LIMIT 1;
 SELECT * FROM backfills WHERE command_id = $1;
 
 -- name: get_backfill_by_id
-SELECT * FROM backfills WHERE id = $1;
+SELECT * FROM backfills WHERE id = $1 AND ($2::bigint IS NULL OR team_id = $2);
 
 -- name: get_backfill_by_uuid
-SELECT * FROM backfills WHERE uuid = $1;
+SELECT * FROM backfills WHERE uuid = $1 AND ($2::bigint IS NULL OR team_id = $2);
 
 -- name: lock_backfill
 -- Every transaction that touches a backfill and its runs locks the backfill row first, so
@@ -60,7 +66,8 @@ SELECT * FROM backfills WHERE id = $1 FOR UPDATE;
 
 -- name: list_backfills
 SELECT * FROM backfills
-WHERE ($1::bigint IS NULL OR target_id = $1)
+WHERE team_id = $5
+  AND ($1::bigint IS NULL OR target_id = $1)
   AND ($2::text[] IS NULL OR state = ANY($2))
   AND ($3::bigint IS NULL OR id < $3)
 ORDER BY id DESC
@@ -344,3 +351,46 @@ ORDER BY last_seen_at DESC LIMIT 100;
 
 -- name: overview_outbox
 SELECT count(*) AS unsent, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL;
+
+-- name: insert_team
+INSERT INTO teams (name) VALUES ($1) RETURNING *;
+
+-- name: list_teams
+SELECT * FROM teams ORDER BY id;
+
+-- name: insert_key
+INSERT INTO api_keys (team_id, prefix, secret_hash, scopes, name, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id, team_id, prefix, scopes, name, created_at, expires_at, revoked_at, last_used_at;
+
+-- name: key_by_prefix
+SELECT * FROM api_keys WHERE prefix = $1;
+
+-- name: list_keys
+SELECT id, team_id, prefix, scopes, name, created_at, expires_at, revoked_at, last_used_at
+FROM api_keys WHERE ($1::bigint IS NULL OR team_id = $1) ORDER BY id;
+
+-- name: revoke_key
+UPDATE api_keys SET revoked_at = now()
+WHERE prefix = $1 AND ($2::bigint IS NULL OR team_id = $2) AND revoked_at IS NULL
+RETURNING prefix;
+
+-- name: count_keys
+SELECT count(*) FROM api_keys;
+
+-- name: touch_key
+UPDATE api_keys SET last_used_at = now()
+WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute');
+
+-- name: hit_rate_limit
+-- One fixed window per key and period: the count after this hit, and seconds to the reset.
+WITH w AS (
+    SELECT to_timestamp(floor(extract(epoch FROM now()) / $2) * $2) AS start)
+INSERT INTO rate_limit_windows AS r (key_id, window_start, hits)
+SELECT $1, w.start, 1 FROM w
+ON CONFLICT (key_id, window_start) DO UPDATE SET hits = r.hits + 1
+RETURNING hits, extract(epoch FROM (window_start + make_interval(secs => $2) - now()))::float8
+    AS reset_in;
+
+-- name: prune_rate_limits
+DELETE FROM rate_limit_windows WHERE window_start < now() - interval '1 hour';

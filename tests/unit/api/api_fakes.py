@@ -14,6 +14,8 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from orchestrator.access import AccessService
+from orchestrator.domain.keys import Principal, Scope
 from orchestrator.domain.models import (
     Backfill,
     ErrorEntry,
@@ -30,8 +32,9 @@ from orchestrator.domain.states import (
     check_backfill_transition,
     resume_state,
 )
-from orchestrator.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from orchestrator.service import BackfillService, Page
+from orchestrator.settings import Settings
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -65,7 +68,7 @@ class FakeService(BackfillService):
 
     # ------------------------------------------------------------------ targets
 
-    async def create_target(self, spec: TargetSpec) -> Target:
+    async def create_target(self, spec: TargetSpec, *, team_id: int) -> Target:
         self._record("create_target", spec=spec)
         if any(t.name == spec.name for t in self.targets.values()):
             raise Conflict(f"a target named {spec.name!r} exists")
@@ -100,12 +103,12 @@ class FakeService(BackfillService):
         self.targets[target.id] = target
         return target
 
-    async def list_targets(self, *, after: int | None, limit: int) -> Page[Target]:
+    async def list_targets(self, *, team_id: int, after: int | None, limit: int) -> Page[Target]:
         self._record("list_targets", after=after, limit=limit)
         ordered = sorted(self.targets.values(), key=lambda t: t.id)
         return _page(ordered, lambda t, a: t.id > a, after, limit)
 
-    async def get_target(self, target: int | str) -> Target:
+    async def get_target(self, target: int | str, *, team_id: int) -> Target:
         self._record("get_target", target=target)
         return self._target(target)
 
@@ -115,7 +118,7 @@ class FakeService(BackfillService):
                 return candidate
         raise NotFound(f"target {target!r} not found")
 
-    async def update_target(self, target_id: int, patch: TargetPatch) -> Target:
+    async def update_target(self, target_id: int, patch: TargetPatch, *, team_id: int) -> Target:
         self._record("update_target", target_id=target_id, patch=patch)
         current = self._target(target_id)
         updated = current.model_copy(
@@ -124,7 +127,7 @@ class FakeService(BackfillService):
         self.targets[target_id] = updated
         return updated
 
-    async def delete_target(self, target_id: int) -> None:
+    async def delete_target(self, target_id: int, *, team_id: int) -> None:
         self._record("delete_target", target_id=target_id)
         self._target(target_id)
         del self.targets[target_id]
@@ -132,7 +135,12 @@ class FakeService(BackfillService):
     # ---------------------------------------------------------------- backfills
 
     async def create_backfill(
-        self, spec: BackfillSpec, *, command_id: UUID | None = None, announce: bool = True
+        self,
+        spec: BackfillSpec,
+        *,
+        team_id: int,
+        command_id: UUID | None = None,
+        announce: bool = True,
     ) -> Backfill:
         self._record("create_backfill", spec=spec, command_id=command_id, announce=announce)
         try:
@@ -191,6 +199,7 @@ class FakeService(BackfillService):
     async def list_backfills(
         self,
         *,
+        team_id: int,
         target_id: int | None,
         states: list[BackfillState] | None,
         after: int | None,
@@ -205,7 +214,7 @@ class FakeService(BackfillService):
         ]
         return _page(chosen, lambda b, a: b.id < a, after, limit)
 
-    async def get_backfill(self, backfill_id: int | UUID) -> Backfill:
+    async def get_backfill(self, backfill_id: int | UUID, *, team_id: int | None) -> Backfill:
         self._record("get_backfill", backfill_id=backfill_id)
         return self._backfill(backfill_id)
 
@@ -222,15 +231,15 @@ class FakeService(BackfillService):
         self.backfills[moved.id] = moved
         return moved
 
-    async def cancel_backfill(self, backfill_id: int | UUID) -> Backfill:
+    async def cancel_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         self._record("cancel_backfill", backfill_id=backfill_id)
         return self._move(backfill_id, BackfillState.CANCELLED, cancelled_at=NOW)
 
-    async def pause_backfill(self, backfill_id: int | UUID) -> Backfill:
+    async def pause_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         self._record("pause_backfill", backfill_id=backfill_id)
         return self._move(backfill_id, BackfillState.PAUSED, paused_at=NOW)
 
-    async def resume_backfill(self, backfill_id: int | UUID) -> Backfill:
+    async def resume_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         self._record("resume_backfill", backfill_id=backfill_id)
         current = self._backfill(backfill_id)
         return self._move(backfill_id, resume_state(current.started_at is not None), paused_at=None)
@@ -239,6 +248,7 @@ class FakeService(BackfillService):
         self,
         backfill_id: int | UUID,
         *,
+        team_id: int,
         states: list[RunState] | None,
         after: int | None,
         limit: int,
@@ -290,3 +300,21 @@ DATE_RANGE_TARGET: dict[str, Any] = {
     "variables": {"region": "eu"},
     "interval_type": "hour",
 }
+
+
+class FakeAccess(AccessService):
+    """Accepts one token with every scope for team 1; the real checks are tested against
+    Postgres in tests/integration/test_auth.py."""
+
+    TOKEN = "bfk_unit-test-token-not-secret-000000000000000"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if token != self.TOKEN:
+            raise Unauthorized("invalid API key")
+        return Principal(key_id=1, team_id=1, prefix=self.TOKEN[:12], scopes=frozenset(Scope))
+
+    async def count_request(self, principal: Principal) -> tuple[int, int]:
+        return 0, 0

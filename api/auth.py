@@ -1,0 +1,70 @@
+"""Bearer-key authentication, scopes and per-key rate limits for the API.
+
+Every /v1 route needs a key: reads need `read`, writes need `write`. Another team's objects
+are answered exactly as if they did not exist (404), by scoping every query to the caller's
+team. /ops/health is always open; /ops/ready, /ops/overview and /metrics are open unless
+BACKFILL_OPS_AUTH is set."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.keys import ACCESS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from orchestrator.domain.keys import Principal, Scope
+
+_OPEN = ("/ops/health", "/openapi.json", "/docs")
+_OPS = ("/ops/", "/metrics")
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def needs_key(request: web.Request) -> bool:
+    path = request.path
+    if path in _OPEN:
+        return False
+    if path.startswith(_OPS):
+        return request.app[SETTINGS_KEY].ops_auth
+    return True
+
+
+def scope_for(method: str) -> Scope:
+    return Scope.READ if method in _READ_METHODS else Scope.WRITE
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not needs_key(request):
+        return await handler(request)
+    access = request.app[ACCESS_KEY]
+    principal = await access.authenticate(bearer_token(request))
+    access.require(principal, scope_for(request.method))
+    limit, remaining = await access.count_request(principal)
+    request[PRINCIPAL_KEY] = principal
+    response = await handler(request)
+    if limit:
+        response.headers["X-RateLimit-Limit"] = str(limit)
+        response.headers["X-RateLimit-Remaining"] = str(remaining)
+    return response
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request[PRINCIPAL_KEY]
+
+
+def team_of(request: web.Request) -> int:
+    return request[PRINCIPAL_KEY].team_id
+
+
+def require(request: web.Request, scope: Scope) -> Principal:
+    """For routes that need more than the method implies (key management needs admin)."""
+    principal = request[PRINCIPAL_KEY]
+    request.app[ACCESS_KEY].require(principal, scope)
+    return principal
