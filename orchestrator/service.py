@@ -36,7 +36,7 @@ from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources
 from orchestrator.sinks.registry import parse_options, sink_type
 from orchestrator.sources.pools import SourcePools
-from orchestrator.sources.tables import TableShape, describe_table
+from orchestrator.sources.tables import TableShape, describe_table, estimate_rows
 from orchestrator.storage.repository import Repository
 
 T = TypeVar("T")
@@ -210,12 +210,23 @@ class BackfillService:
             shape = await self._describe(target.source, table, target.sort_column)
         except SourceError as exc:
             raise _field_error("/table", exc.detail) from None
+        chunk_size = spec.chunk_size or target.chunk_size
+        pool = await self.sources.get(target.source)
+        async with pool.acquire() as conn:
+            estimate = await estimate_rows(conn, table)
+        limit = self.settings.max_runs_per_backfill
+        if estimate is not None and estimate / chunk_size > limit:
+            raise _field_error(
+                "/chunk_size",
+                f"about {estimate} rows in chunks of {chunk_size} make more than the limit of "
+                f"{limit} runs; use a larger chunk_size",
+            )
         return {
             "table_name": table,
             "sort_column": shape.sort_column,
             "key_columns": shape.key_columns,
             "key_types": shape.key_types,
-            "chunk_size": spec.chunk_size or target.chunk_size,
+            "chunk_size": chunk_size,
             "variables": {},
         }
 

@@ -105,6 +105,17 @@ async def describe_table(
     )
 
 
+async def estimate_rows(
+    conn: asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any], table: str
+) -> int | None:
+    """The planner's row estimate (pg_class.reltuples): free, no scan. None when the table
+    was never analysed."""
+    estimate = await conn.fetchval(
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", table
+    )
+    return int(estimate) if estimate is not None and estimate >= 0 else None
+
+
 @dataclass(frozen=True)
 class KeysetSql:
     """SQL for one table's keyset scans. Parameters: key values as text, cast back to type."""

@@ -27,6 +27,7 @@ def settings(database: str, prefix: str) -> Settings:
         database,
         prefix,
         rate_limit_requests=1000,
+        max_runs_per_backfill=1000,
         sources={"warehouse": database.replace("root@", f"root:{SECRET_PASSWORD}@")},
     )
 
@@ -209,7 +210,29 @@ async def test_a_backfill_of_too_many_runs_is_refused_saying_why(client: Any) ->
             "interval_type": "minute",
         },
     )
-    assert "limit of 1000000" in body["detail"]
+    assert "limit of 1000" in body["detail"]
+
+
+async def test_a_table_backfill_of_too_many_runs_is_refused(client: Any, db: Any) -> None:
+    await db.execute("CREATE TABLE big (id int PRIMARY KEY)")
+    await db.execute("INSERT INTO big SELECT generate_series(1, 3000)")
+    await db.execute("ANALYZE big")
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={
+            "name": "big",
+            "kind": "table",
+            "tables": ["big"],
+            "sink": {"type": "null"},
+        },
+    )
+    body = await api(client, "POST", "/v1/backfills", 422, json={"target": "big", "chunk_size": 1})
+    assert body["errors"][0]["pointer"] == "/chunk_size"
+    assert "limit of 1000 runs" in body["detail"]
+    await api(client, "POST", "/v1/backfills", 201, json={"target": "big", "chunk_size": 10})
 
 
 async def test_request_ids_round_trip(client: Any) -> None:
