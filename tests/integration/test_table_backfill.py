@@ -189,3 +189,25 @@ async def test_a_retried_create_with_the_same_idempotency_key_makes_one_backfill
     await wait_backfill(client, first["id"], {"completed"})
     other = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"})
     assert other["id"] != first["id"]
+
+
+async def test_paging_past_the_last_run_with_a_huge_cursor_is_an_empty_page(
+    client: Any, db: Any
+) -> None:
+    """Found by fuzzing: an `after` beyond int32 once failed in the database with a 500."""
+    await db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={
+            "name": "t",
+            "kind": "table",
+            "tables": ["t"],
+            "sink": {"type": "null"},
+        },
+    )
+    created = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"})
+    page = await api(client, "GET", f"/v1/backfills/{created['id']}/runs?after=9999999999", 200)
+    assert page == {"data": [], "next_after": None}

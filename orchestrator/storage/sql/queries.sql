@@ -84,7 +84,7 @@ ORDER BY backfill_id, seq;
 SELECT * FROM transfer_runs
 WHERE backfill_id = $1
   AND ($2::text[] IS NULL OR state = ANY($2))
-  AND ($3::integer IS NULL OR seq > $3)
+  AND ($3::bigint IS NULL OR seq > $3)
 ORDER BY seq
 LIMIT $4;
 
