@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import routes_backfills, routes_ops, routes_targets
+from api import routes_backfills, routes_metrics, routes_ops, routes_targets
 from api.access_log import access_log_middleware
 from api.auth import auth_middleware
 from api.errors import error_middleware
 from api.keys import ACCESS_KEY, PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
+from api.metrics_middleware import metrics_middleware
 from api.probes import OpsProbes
 from api.request_id import request_id_middleware
 from orchestrator.access import AccessService
@@ -29,6 +30,7 @@ def create_app(
         # that the other two still wrap.
         # Auth sits inside the error middleware, so 401/403/429 leave as problem+json too.
         middlewares=[
+            metrics_middleware,
             request_id_middleware,
             access_log_middleware,
             error_middleware,
@@ -43,4 +45,5 @@ def create_app(
     app.add_routes(routes_targets.routes)
     app.add_routes(routes_backfills.routes)
     app.add_routes(routes_ops.routes)
+    app.add_routes(routes_metrics.routes)
     return app

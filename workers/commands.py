@@ -10,6 +10,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
+from orchestrator import metrics
 from orchestrator.domain.states import BackfillState
 from orchestrator.errors import InvalidTransition, OrchestratorError
 from orchestrator.messaging.broker import Broker
@@ -42,6 +43,7 @@ class CommandConsumer:
             return
         if reason is not None:
             await self._broker.dead_letter(message, reason)
+            metrics.command_handled(message.routing_key, "dead_lettered")
         await message.ack()
 
     async def _handle(self, message: AbstractIncomingMessage) -> str | None:
@@ -62,6 +64,7 @@ class CommandConsumer:
             action = command.type.removeprefix("command.")
             if await self._service.repo.command_applied(command.command_id):
                 log.info("command_duplicate")
+                metrics.command_handled(command.type, "duplicate")
                 return None
             try:
                 await self._service.apply_command(
@@ -69,14 +72,18 @@ class CommandConsumer:
                 )
             except InvalidTransition as exc:
                 if action == "cancel" and exc.current == BackfillState.CANCELLED:
+                    metrics.command_handled(command.type, "applied")
                     return None  # cancelling twice is harmless
                 return f"{exc.code}: {exc.detail}"
             except OrchestratorError as exc:
                 return f"{exc.code}: {exc.detail}"
             log.info("command_applied")
+            metrics.command_handled(command.type, "applied")
             return None
 
     async def _create(self, command: CreateCommand) -> str | None:
+        # Only to tell a duplicate apart in the metrics; create_backfill decides on its own.
+        known = await self._service.repo.backfill_by_command(command.command_id) is not None
         try:
             backfill = await self._service.create_backfill(
                 command.backfill,
@@ -94,4 +101,5 @@ class CommandConsumer:
                 )
             return f"{exc.code}: {detail}"
         self._planner.kick(backfill.id)
+        metrics.command_handled(command.type, "duplicate" if known else "applied")
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -16,6 +17,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import structlog
 
+from orchestrator import metrics
 from orchestrator.domain.models import HandlerSpec, SinkSpec, Target, TransferRun
 from orchestrator.domain.retry import backoff_seconds
 from orchestrator.handlers.base import WindowRun
@@ -67,11 +69,13 @@ class Executor:
         task = asyncio.current_task()
         assert task is not None
         self._running[run.id] = task
+        started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(backfill_id=run.backfill_id, run_id=run.id):
             try:
                 await self._execute(claimed, token)
             finally:
                 self._running.pop(run.id, None)
+                metrics.run_timed(claimed.backfill["kind"], started)
 
     async def _execute(self, claimed: ClaimedRun, token: UUID) -> None:
         run, backfill = claimed.run, claimed.backfill
@@ -85,19 +89,23 @@ class Executor:
             )
         except LeaseLost:
             log.warning("run_lease_lost")
+            metrics.run_ended(backfill["kind"], "lease_lost")
             return
         except asyncio.CancelledError:
             work.cancel()
             if lost.is_set():
                 log.warning("run_lease_lost")
+                metrics.run_ended(backfill["kind"], "lease_lost")
                 return
             # Shutting down: hand the run back now rather than after the lease runs out.
+            metrics.run_ended(backfill["kind"], "released")
             await asyncio.shield(self._release(run, token))
             raise
         except Exception as exc:
             work.cancel()
             if lost.is_set():
                 log.warning("run_lease_lost")
+                metrics.run_ended(backfill["kind"], "lease_lost")
                 return
             await self._failed(run, backfill, token, exc)
             return
@@ -105,8 +113,10 @@ class Executor:
             beat.cancel()
         if await self._repo.complete_run(run.id, run.backfill_id, token, processed, ingested):
             log.info("run_completed", rows=processed)
+            metrics.run_ended(backfill["kind"], "completed", rows=processed)
         else:
             log.warning("run_lease_lost", at="completion")
+            metrics.run_ended(backfill["kind"], "lease_lost")
 
     async def _release(self, run: TransferRun, token: UUID) -> None:
         try:
@@ -134,6 +144,7 @@ class Executor:
         state = await self._repo.fail_attempt(
             run.id, run.backfill_id, token, error, retry_in=retry_in
         )
+        metrics.attempt_failed(backfill["kind"], state)
         log.warning(
             "run_attempt_failed",
             error=error,
@@ -215,6 +226,7 @@ class Executor:
                     self._settings.lease_seconds,
                 ):
                     raise LeaseLost()
+                metrics.ROWS_PROCESSED.inc(len(rows))
                 if len(rows) < limit:
                     return
         finally:

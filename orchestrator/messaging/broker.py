@@ -16,6 +16,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from orchestrator import metrics
 from orchestrator.messaging.topology import REASON_HEADER, Declared, Topology
 
 log = structlog.get_logger(__name__)
@@ -89,6 +90,7 @@ class Broker:
             type=message.type,
         )
         await self.declared.dead_exchange.publish(dead, routing_key=message.routing_key or "")
+        metrics.dead_lettered(self.topology, message.routing_key)
         log.warning("message_dead_lettered", reason=reason, routing_key=message.routing_key)
 
     async def consume(self, queue_name: str, handler: Handler) -> None:

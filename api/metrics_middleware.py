@@ -1,0 +1,48 @@
+"""HTTP request counts and durations for /metrics, labelled by the matched route's template
+(`/v1/backfills/{backfill}`), never the raw path: ids in label values would make a new series
+per backfill and grow without bound."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from orchestrator.metrics import HTTP_DURATION, HTTP_REQUESTS
+
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def route_label(request: web.Request) -> str:
+    """The route template, or UNMATCHED when no route matched (404, 405)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+def method_label(request: web.Request) -> str:
+    # aiohttp accepts any token as a method; the label keeps to the standard ones.
+    return request.method if request.method in _METHODS else "other"
+
+
+def _observe(request: web.Request, status: int, started: float) -> None:
+    method, route = method_label(request), route_label(request)
+    HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+    HTTP_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects: the error middleware lets them through
+        _observe(request, exc.status, started)
+        raise
+    except Exception:
+        _observe(request, 500, started)
+        raise
+    # A cancelled request (the client went away) made no response and is not counted.
+    _observe(request, response.status, started)
+    return response
