@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Awaitable
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -26,6 +27,14 @@ from workers.relay import OutboxRelay
 log = structlog.get_logger(__name__)
 
 
+async def _bounded(step: Awaitable[object], seconds: float, what: str) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await step
+    except Exception:
+        log.warning("shutdown_step_failed", step=what, exc_info=True)
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -39,7 +48,12 @@ class Worker:
         self.planner = Planner(s, ctx.repo, ctx.sources)
         self.executor = Executor(s, ctx.repo, ctx.resources, self.worker_id)
         self.commands = CommandConsumer(ctx.service, ctx.broker, self.planner)
-        self.relay = OutboxRelay(ctx.pool, ctx.broker, poll_seconds=s.outbox_poll_seconds)
+        self.relay = OutboxRelay(
+            ctx.pool,
+            ctx.broker,
+            listen_dsn=s.database_url.get_secret_value(),
+            poll_seconds=s.outbox_poll_seconds,
+        )
         self.maintenance = Maintenance(
             s,
             ctx.repo,
@@ -99,16 +113,15 @@ class Worker:
         try:
             await self._stop.wait()
         finally:
-            await self.ctx.broker.stop_consuming()
+            # Every step is bounded: a dependency that stopped answering must not keep the
+            # process from exiting (leases and the reaper cover whatever is left).
+            await _bounded(self.ctx.broker.stop_consuming(), 5, "stop_consuming")
             await self.executor.stop(s.shutdown_grace_seconds)
-            await self.planner.stop()
+            await _bounded(self.planner.stop(), 5, "stop_planners")
             for t in loops:
                 t.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
-            try:
-                await self.ctx.repo.worker_stopped(self.worker_id)
-            except Exception:
-                log.warning("worker_stop_not_recorded")
+            await _bounded(asyncio.gather(*loops, return_exceptions=True), 5, "stop_loops")
+            await _bounded(self.ctx.repo.worker_stopped(self.worker_id), 5, "record_stop")
             log.info("worker_stopped", worker_id=self.worker_id)
             self._stopped.set()
 

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from orchestrator import metrics
 from orchestrator.messaging.broker import Broker
 from orchestrator.storage.database import Pool
 from orchestrator.storage.queries import q
@@ -20,9 +21,16 @@ log = structlog.get_logger(__name__)
 
 class OutboxRelay:
     def __init__(
-        self, pool: Pool, broker: Broker, *, poll_seconds: float, batch: int = 200
+        self,
+        pool: Pool,
+        broker: Broker,
+        *,
+        listen_dsn: str,
+        poll_seconds: float,
+        batch: int = 200,
     ) -> None:
         self._pool = pool
+        self._listen_dsn = listen_dsn
         self._broker = broker
         self._poll = poll_seconds
         self._batch = batch
@@ -53,15 +61,21 @@ class OutboxRelay:
                 )
                 await conn.execute(q("mark_outbox_sent"), [r["id"] for r in rows])
             sent += len(rows)
+            metrics.OUTBOX_PUBLISHED.inc(len(rows))
 
     async def _listen(self) -> None:
         # LISTEN wakes the relay within milliseconds of a commit; the poll is the fallback
-        # when the listening connection is lost.
+        # while the listening connection is down. The connection is its own, not the pool's:
+        # it is held for the life of the process, and closing it ends the LISTEN.
         if self._listener is not None and not self._listener.is_closed():
             return
-        conn = await self._pool.acquire()
-        await conn.add_listener("backfill_outbox", self._notified)
-        self._listener = conn  # type: ignore[assignment]
+        conn = await asyncpg.connect(self._listen_dsn, timeout=5)
+        try:
+            await conn.add_listener("backfill_outbox", self._notified)
+        except BaseException:
+            conn.terminate()
+            raise
+        self._listener = conn
 
     async def _step(self) -> None:
         try:
@@ -74,9 +88,15 @@ class OutboxRelay:
         try:
             await every(self._poll, stop, "outbox_relay", self._step, wake=self._wake)
         finally:
-            if self._listener is not None:
-                try:
-                    await self._listener.remove_listener("backfill_outbox", self._notified)
-                    await self._pool.release(self._listener)  # type: ignore[arg-type]
-                except Exception:
-                    log.debug("outbox_listener_release_failed")
+            await self._close_listener()
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is None or listener.is_closed():
+            return
+        try:
+            # A shutdown must never wait on a connection that stopped answering.
+            async with asyncio.timeout(2):
+                await listener.close()
+        except (Exception, asyncio.CancelledError):
+            listener.terminate()

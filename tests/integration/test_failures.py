@@ -238,3 +238,29 @@ async def test_a_target_with_an_active_backfill_cannot_be_deleted(client: Any) -
     await api(client, "DELETE", f"/v1/targets/{target['id']}", 204)
     await api(client, "GET", f"/v1/targets/{target['id']}", 404)
     await api(client, "GET", f"/v1/backfills/{created['id']}", 404)
+
+
+async def test_the_outbox_listener_recovers_and_never_blocks_shutdown(
+    ctx: Context, db: Any
+) -> None:
+    from tests.conftest import RunningWorker
+    from workers.process import Worker
+
+    running = RunningWorker(Worker(ctx))
+    await running.start()
+
+    async def listener_pids() -> list[int]:
+        rows = await db.fetch(
+            """SELECT pid FROM pg_stat_activity
+               WHERE datname = current_database() AND query LIKE 'LISTEN%'"""
+        )
+        return [r["pid"] for r in rows]
+
+    first = await wait_until(listener_pids, what="the relay listening")
+    await db.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", first)
+
+    async def relistened() -> list[int]:
+        return [p for p in await listener_pids() if p not in first]
+
+    await wait_until(relistened, what="the relay listening again on a new connection")
+    await running.stop()  # bounded inside: fails the test if shutdown hangs
