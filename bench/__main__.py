@@ -13,26 +13,23 @@ import argparse
 import asyncio
 import resource
 import time
-import uuid
 from typing import Any
 
 import asyncpg
 
+from bench.common import scratch
 from orchestrator.context import open_context
 from orchestrator.domain.models import HandlerSpec, SinkSpec
 from orchestrator.domain.specs import BackfillSpec, DateRangeTargetSpec, TableTargetSpec
 from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings
-from orchestrator.storage.migrate import migrate
 from workers.process import Worker
-
-ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 
 
 async def wait_done(ctx: Any, backfill_id: int, within: float) -> Any:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        b = await ctx.service.get_backfill(backfill_id)
+        b = await ctx.service.get_backfill(backfill_id, team_id=None)
         if b.state in ("completed", "failed", "cancelled"):
             return b
         await asyncio.sleep(0.05)
@@ -45,13 +42,13 @@ def peak_rss_mib() -> float:
 
 async def main(args: argparse.Namespace) -> None:
     configure_logging("WARNING", json_output=True)
-    name = f"bf_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    async with scratch("throughput") as (dsn, prefix):
+        await measure(args, dsn, prefix)
+
+
+async def measure(args: argparse.Namespace, dsn: str, prefix: str) -> None:
+    conn = await asyncpg.connect(dsn)
     try:
-        conn = await asyncpg.connect(dsn)
-        await migrate(conn)
         t0 = time.monotonic()
         await conn.execute(
             """CREATE TABLE src (id bigint PRIMARY KEY, customer uuid NOT NULL, amount numeric,
@@ -68,7 +65,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"setup: {args.rows} source rows in {time.monotonic() - t0:.1f}s")
         settings = Settings(
             database_url=dsn,
-            amqp_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+            amqp_prefix=prefix,
             worker_concurrency=args.concurrency,
             dispatch_sweep_seconds=0.5,
             log_level="WARNING",
@@ -87,10 +84,11 @@ async def main(args: argparse.Namespace) -> None:
                             chunk_size=args.chunk,
                             max_active_runs=args.concurrency,
                             sink=SinkSpec(type=sink, options=options),
-                        )
+                        ),
+                        team_id=1,
                     )
                     start = time.monotonic()
-                    b = await ctx.service.create_backfill(BackfillSpec(target=target.id))
+                    b = await ctx.service.create_backfill(BackfillSpec(target=target.id), team_id=1)
                     b = await wait_done(ctx, b.id, args.timeout)
                     took = time.monotonic() - start
                     print(
@@ -104,17 +102,21 @@ async def main(args: argparse.Namespace) -> None:
                         name="bench-noop",
                         handler=HandlerSpec(type="noop"),
                         max_active_runs=args.concurrency,
-                    )
+                    ),
+                    team_id=1,
                 )
                 start = time.monotonic()
                 b = await ctx.service.create_backfill(
-                    BackfillSpec(
-                        target=target.id,
-                        start="2020-01-01T00:00:00Z",  # type: ignore[arg-type]
-                        end="2020-01-08T00:00:00Z",
-                        interval_type="minute",  # type: ignore[arg-type]
-                        interval_units=5,
-                    )
+                    BackfillSpec.model_validate(
+                        {
+                            "target": target.id,
+                            "start": "2020-01-01T00:00:00Z",
+                            "end": "2020-01-08T00:00:00Z",
+                            "interval_type": "minute",
+                            "interval_units": 5,
+                        }
+                    ),
+                    team_id=1,
                 )
                 b = await wait_done(ctx, b.id, args.timeout)
                 took = time.monotonic() - start
@@ -125,10 +127,8 @@ async def main(args: argparse.Namespace) -> None:
             finally:
                 worker.stop()
                 await task
-        await conn.close()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await conn.close()
 
 
 if __name__ == "__main__":
