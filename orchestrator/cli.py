@@ -88,7 +88,8 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
 async def _bootstrap(access: AccessService) -> None:
     token = await access.ensure_bootstrap_key()
     if token is not None:
-        # Shown once, on the console only: it is never logged and cannot be shown again.
+        # Shown once, on the console, outside the structured log (a supervisor may still keep
+        # the console). Set BACKFILL_BOOTSTRAP_TOKEN to start with a key of your own instead.
         print(
             "\nNo API key existed, so one was created for team 1 with every scope.\n"
             f"Keep it now; it is not stored and will not be shown again:\n\n    {token}\n",

@@ -78,6 +78,10 @@ class Worker:
             return
         # Holding the message until a slot is free keeps prefetch as the real backlog bound.
         async with self.executor.slots:
+            if self._stop.is_set():
+                # Stopping: a message that waited for a slot must not start a run now.
+                await message.nack(requeue=True)
+                return
             try:
                 claimed = await self.executor.claim(dispatch.run_id, dispatch.backfill_id)
             except Exception:

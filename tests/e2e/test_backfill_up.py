@@ -150,7 +150,7 @@ async def cancelled_backfill(http: aiohttp.ClientSession, db: asyncpg.Connection
 
     async def under_way() -> bool:
         body = await api(http, "GET", path, 200)
-        return body["state"] == "running" and body["runs_completed"] >= 2
+        return bool(body["state"] == "running" and body["runs_completed"] >= 2)
 
     await wait_until(under_way, what="the slow backfill to be under way")
     cancelled = await api(http, "POST", f"{path}/cancel", 200)
@@ -165,6 +165,7 @@ async def cancelled_backfill(http: aiohttp.ClientSession, db: asyncpg.Connection
         return body if ended == body["runs_total"] else None
 
     final = await wait_until(settled, what="the runs still running at the cancel to end")
+    assert final is not None
     assert final["state"] == "cancelled"
     assert final["runs_total"] == 365
     assert final["runs_failed"] == 0

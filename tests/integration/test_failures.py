@@ -264,3 +264,75 @@ async def test_the_outbox_listener_recovers_and_never_blocks_shutdown(
 
     await wait_until(relistened, what="the relay listening again on a new connection")
     await running.stop()  # bounded inside: fails the test if shutdown hangs
+
+
+class TestStopping:
+    @pytest.fixture
+    def settings(self, database: str, prefix: str) -> Any:
+        from tests.conftest import make_settings
+
+        return make_settings(database, prefix, worker_concurrency=1, shutdown_grace_seconds=0.3)
+
+    async def test_a_stopping_worker_starts_no_new_run(self, ctx: Context, db: Any) -> None:
+        """Dispatches waiting for an executor slot when the worker stops are handed back
+        to the queue, not claimed once a slot frees up."""
+        from orchestrator.domain.specs import BackfillSpec, DateRangeTargetSpec
+        from tests.conftest import RunningWorker
+        from tests.gate import gate_handler
+        from workers.process import Worker
+
+        with gate_handler() as gate:
+            await ctx.service.create_target(
+                DateRangeTargetSpec.model_validate(
+                    {
+                        "name": "g",
+                        "handler": {"type": "gate"},
+                        "max_active_runs": 4,
+                    }
+                ),
+                team_id=1,
+            )
+            await ctx.service.create_backfill(
+                BackfillSpec.model_validate(
+                    {
+                        "target": "g",
+                        "start": "2024-01-01",
+                        "end": "2024-01-08",
+                    }
+                ),
+                team_id=1,
+            )
+            running = RunningWorker(Worker(ctx))
+            await running.start()
+
+            async def one_running_three_waiting() -> bool:
+                queued = await db.fetchval(
+                    "SELECT count(*) FROM transfer_runs WHERE state = 'queued'"
+                )
+                return len(gate.started) == 1 and queued == 3
+
+            await wait_until(one_running_three_waiting, what="one run held, three waiting")
+            await running.stop()
+            # As when the process exits: whatever the worker still held goes back to the queue.
+            await ctx.broker.close()
+            connection = await aio_pika.connect(AMQP_URL)
+            channel = await connection.channel()
+
+            async def dispatches_back_in_the_queue() -> bool:
+                queue = await channel.declare_queue(
+                    ctx.settings.amqp_prefix + ".runs", passive=True
+                )
+                return (queue.declaration_result.message_count or 0) >= 3
+
+            await wait_until(dispatches_back_in_the_queue, what="waiting dispatches requeued")
+            assert len(gate.started) == 1, "a run started after the worker stopped"
+            states = dict(
+                await db.fetch("SELECT state, count(*) FROM transfer_runs GROUP BY state")
+            )
+            # The held run was handed back at once (attempt not counted), nothing is running.
+            assert "running" not in states
+            held = await db.fetchrow(
+                "SELECT state, attempt FROM transfer_runs ORDER BY seq LIMIT 1"
+            )
+            assert held["attempt"] == 0
+            await connection.close()
