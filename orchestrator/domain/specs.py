@@ -106,12 +106,36 @@ class TargetPatch(_Spec):
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)
     max_attempts: int | None = Field(default=None, ge=1, le=100)
 
+    @field_validator(
+        "name",
+        "sink",
+        "handler",
+        "variables",
+        "chunk_size",
+        "interval_type",
+        "interval_units",
+        "max_active_runs",
+        "max_attempts",
+    )
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Absent means "unchanged"; an explicit null would clear a value the target needs.
+        # (sort_column may be null: it means "sort by the key".)
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+
+BIGINT_MAX = 2**63 - 1
+
 
 class BackfillSpec(_Spec):
     """A backfill of one target. Table fields apply to table targets, window fields to
     date-range targets; the service checks which against the target's kind."""
 
-    target: int | Name = Field(description="The target's id or name")
+    target: Annotated[int, Field(ge=1, le=BIGINT_MAX)] | Name = Field(
+        description="The target's id or name"
+    )
     name: Annotated[str, Field(max_length=256)] | None = None
     # table
     table: TableName | None = None
