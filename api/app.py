@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import routes_backfills, routes_metrics, routes_ops, routes_targets
+from api import (
+    routes_backfills,
+    routes_docs,
+    routes_keys,
+    routes_metrics,
+    routes_ops,
+    routes_targets,
+)
 from api.access_log import access_log_middleware
 from api.auth import auth_middleware
 from api.errors import error_middleware
@@ -44,6 +51,8 @@ def create_app(
     app[PROBES_KEY] = probes
     app.add_routes(routes_targets.routes)
     app.add_routes(routes_backfills.routes)
+    app.add_routes(routes_keys.routes)
     app.add_routes(routes_ops.routes)
+    app.add_routes(routes_docs.routes)
     app.add_routes(routes_metrics.routes)
     return app

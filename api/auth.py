@@ -1,9 +1,9 @@
 """Bearer-key authentication, scopes and per-key rate limits for the API.
 
-Every /v1 route needs a key: reads need `read`, writes need `write`. Another team's objects
-are answered exactly as if they did not exist (404), by scoping every query to the caller's
-team. /ops/health is always open; /ops/ready, /ops/overview and /metrics are open unless
-BACKFILL_OPS_AUTH is set."""
+Every /v1 route needs a key: reads need `read`, writes need `write`, /v1/keys needs
+`admin`. Another team's objects are answered exactly as if they did not exist (404), by
+scoping every query to the caller's team. /ops/health is always open; /ops/ready,
+/ops/overview and /metrics are open unless BACKFILL_OPS_AUTH is set."""
 
 from __future__ import annotations
 
@@ -35,8 +35,10 @@ def needs_key(request: web.Request) -> bool:
     return True
 
 
-def scope_for(method: str) -> Scope:
-    return Scope.READ if method in _READ_METHODS else Scope.WRITE
+def scope_for(request: web.Request) -> Scope:
+    if request.path == "/v1/keys" or request.path.startswith("/v1/keys/"):
+        return Scope.ADMIN  # managing keys is its own right, whatever the method
+    return Scope.READ if request.method in _READ_METHODS else Scope.WRITE
 
 
 @web.middleware
@@ -45,7 +47,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     access = request.app[ACCESS_KEY]
     principal = await access.authenticate(bearer_token(request))
-    access.require(principal, scope_for(request.method))
+    access.require(principal, scope_for(request))
     limit, remaining = await access.count_request(principal)
     request[PRINCIPAL_KEY] = principal
     response = await handler(request)

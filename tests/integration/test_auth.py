@@ -346,3 +346,34 @@ class TestOpsAuth:
         assert (await client.get("/ops/ready", headers=anonymous)).status == 401
         assert (await client.get("/ops/overview", headers=anonymous)).status == 401
         assert (await client.get("/ops/ready")).status == 200
+
+
+async def test_admin_keys_manage_their_teams_keys_over_the_api(client: Any, ctx: Context) -> None:
+    created = await api(
+        client, "POST", "/v1/keys", 201, json={"scopes": ["read"], "name": "dashboard"}
+    )
+    token, prefix = created["token"], created["key"]["prefix"]
+    assert token.startswith(prefix)
+    assert "secret_hash" not in created["key"]
+    assert (await client.get("/v1/targets", headers=bearer(token))).status == 200
+    listed = await api(client, "GET", "/v1/keys", 200)
+    assert prefix in {k["prefix"] for k in listed["data"]}
+    assert all("token" not in k for k in listed["data"])
+    # Without admin, keys cannot be managed.
+    await api(client, "GET", "/v1/keys", 403, headers=bearer(token))
+    # Another team's admin cannot see or revoke this team's keys.
+    team, _ = await ctx.access.repo.create_team("other")
+    their_admin, _ = await ctx.access.create_key(team, {Scope.ADMIN, Scope.READ})
+    assert (await api(client, "GET", "/v1/keys", 200, headers=bearer(their_admin)))["data"]
+    await api(client, "DELETE", f"/v1/keys/{prefix}", 404, headers=bearer(their_admin))
+    await api(client, "DELETE", f"/v1/keys/{prefix}", 204)
+    assert (await client.get("/v1/targets", headers=bearer(token))).status == 401
+
+
+async def test_the_first_start_makes_one_key_and_only_once(ctx: Context) -> None:
+    first = await ctx.access.ensure_bootstrap_key()
+    assert first is not None
+    principal = await ctx.access.authenticate(first)
+    assert principal.team_id == 1
+    assert principal.scopes == frozenset(Scope)
+    assert await ctx.access.ensure_bootstrap_key() is None
