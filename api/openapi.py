@@ -1,10 +1,15 @@
 """The OpenAPI 3.1 document of the HTTP API, built from the models that validate requests and
-render responses, so the document cannot describe a body the API would not accept.
+render responses, so the two cannot drift apart.
 
 Every route is one `Endpoint` in `ENDPOINTS`; adding a route to the app means adding its entry
-here (a unit test fails while the router and this table disagree). Error answers are added
-from the endpoint's `problems` and its `access`, so entries list only what is particular to
-them."""
+here (a unit test fails while the router and this table disagree):
+
+    Endpoint("POST", "/v1/things", "createThing", "Create a thing", "things",
+             {201: Reply("The thing, created.", ThingOut, headers=("Location",))},
+             problems=(400, 409, 413, 422), body=ThingSpec, params=(...,))
+
+500, X-Request-ID, and the 401/403/429 answers and bearer security of keyed endpoints are
+added from `access`, so an entry lists only what is particular to it."""
 
 from __future__ import annotations
 

@@ -44,8 +44,8 @@ pytestmark = pytest.mark.integration
 
 # Cases per operation, valid, invalid and steered ones mixed. With the fixtures (a fresh
 # database, broker names and a worker per test) the file stays well under a minute on two
-# cores; raise it locally for a deeper search (300 found nothing more than the known bugs).
-MAX_EXAMPLES = 300
+# cores. Raise it locally for a deeper search (300 per operation takes about two minutes).
+MAX_EXAMPLES = 25
 
 CHECKS = [
     not_a_server_error,
