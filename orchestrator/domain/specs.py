@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from orchestrator.domain.models import HandlerSpec, IntervalType, RunOrder, SinkSpec
 
@@ -92,19 +93,31 @@ class DateRangeTargetSpec(_TargetCommon):
 TargetSpec = Annotated[TableTargetSpec | DateRangeTargetSpec, Field(discriminator="kind")]
 
 
-class TargetPatch(_Spec):
-    """Fields a target may change. Kind and source tables are fixed once created."""
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    # A left-out field defaults to "unchanged", which JSON Schema cannot say; a null default
+    # on a field that refuses null would be a lie, so the schema shows none.
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", 0) is None and "anyOf" not in prop:
+            del prop["default"]
 
-    name: Name | None = None
+
+class TargetPatch(_Spec):
+    """Fields a target may change. Kind and source tables are fixed once created. A field
+    left out stays as it is; null is refused (the schema does not offer it), except for
+    sort_column, where null means "sort by the key"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_no_null_defaults)
+
+    name: Name | SkipJsonSchema[None] = None
     sort_column: Column | None = None
-    sink: SinkSpec | None = None
-    handler: HandlerSpec | None = None
-    variables: dict[str, Any] | None = None
-    chunk_size: int | None = Field(default=None, ge=1, le=1_000_000)
-    interval_type: IntervalType | None = None
-    interval_units: int | None = Field(default=None, ge=1, le=10_000)
-    max_active_runs: int | None = Field(default=None, ge=1, le=1000)
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    sink: SinkSpec | SkipJsonSchema[None] = None
+    handler: HandlerSpec | SkipJsonSchema[None] = None
+    variables: dict[str, Any] | SkipJsonSchema[None] = None
+    chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] | SkipJsonSchema[None] = None
+    interval_type: IntervalType | SkipJsonSchema[None] = None
+    interval_units: Annotated[int, Field(ge=1, le=10_000)] | SkipJsonSchema[None] = None
+    max_active_runs: Annotated[int, Field(ge=1, le=1000)] | SkipJsonSchema[None] = None
+    max_attempts: Annotated[int, Field(ge=1, le=100)] | SkipJsonSchema[None] = None
 
     @field_validator(
         "name",
