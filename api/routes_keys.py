@@ -13,6 +13,7 @@ from api.body import RequestBody
 from api.keys import ACCESS_KEY
 from api.render import json_response
 from orchestrator.domain.keys import KeyInfo, Scope
+from orchestrator.domain.storable import StorableText
 
 routes = web.RouteTableDef()
 
@@ -24,7 +25,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     scopes: list[Scope] = Field(min_length=1, max_length=3)
-    name: str | None = Field(default=None, max_length=128)
+    name: StorableText | None = Field(default=None, max_length=128)
     expires_at: AwareDatetime | None = Field(
         default=None, description="With an offset; before the year 9000"
     )

@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.domain.states import BackfillState, RunState
+from orchestrator.domain.storable import StorableJson
 
 
 class TargetKind(StrEnum):
@@ -54,14 +55,14 @@ class SinkSpec(_Frozen):
     """Where a table backfill delivers rows. `type` picks the sink; `options` are its own."""
 
     type: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: StorableJson = Field(default_factory=dict)
 
 
 class HandlerSpec(_Frozen):
     """What a date-range run executes for its window."""
 
     type: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: StorableJson = Field(default_factory=dict)
 
 
 class Target(_Frozen):

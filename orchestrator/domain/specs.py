@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.json_schema import SkipJsonSchema
 
 from orchestrator.domain.models import HandlerSpec, IntervalType, RunOrder, SinkSpec
+from orchestrator.domain.storable import StorableJson, StorableText
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
 TABLE_RE = re.compile(rf"^(?:{_IDENT}\.)?{_IDENT}$")
@@ -85,7 +86,7 @@ class TableTargetSpec(_TargetCommon):
 class DateRangeTargetSpec(_TargetCommon):
     kind: Literal["date_range"] = "date_range"
     handler: HandlerSpec
-    variables: dict[str, Any] = Field(default_factory=dict)
+    variables: StorableJson = Field(default_factory=dict)
     interval_type: IntervalType = IntervalType.DAY
     interval_units: int = Field(default=1, ge=1, le=10_000)
 
@@ -112,7 +113,7 @@ class TargetPatch(_Spec):
     sort_column: Column | None = None
     sink: SinkSpec | SkipJsonSchema[None] = None
     handler: HandlerSpec | SkipJsonSchema[None] = None
-    variables: dict[str, Any] | SkipJsonSchema[None] = None
+    variables: StorableJson | SkipJsonSchema[None] = None
     chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] | SkipJsonSchema[None] = None
     interval_type: IntervalType | SkipJsonSchema[None] = None
     interval_units: Annotated[int, Field(ge=1, le=10_000)] | SkipJsonSchema[None] = None
@@ -149,7 +150,7 @@ class BackfillSpec(_Spec):
     target: Annotated[int, Field(ge=1, le=BIGINT_MAX)] | Name = Field(
         description="The target's id or name"
     )
-    name: Annotated[str, Field(max_length=256)] | None = None
+    name: Annotated[StorableText, Field(max_length=256)] | None = None
     # table
     table: TableName | None = None
     chunk_size: int | None = Field(default=None, ge=1, le=1_000_000)
@@ -160,7 +161,7 @@ class BackfillSpec(_Spec):
     interval_units: int | None = Field(default=None, ge=1, le=10_000)
     time_zone: str = "UTC"
     order: RunOrder = RunOrder.OLDEST_FIRST
-    variables: dict[str, Any] = Field(default_factory=dict)
+    variables: StorableJson = Field(default_factory=dict)
     # both
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)
     max_attempts: int | None = Field(default=None, ge=1, le=100)

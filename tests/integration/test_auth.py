@@ -377,3 +377,17 @@ async def test_the_first_start_makes_one_key_and_only_once(ctx: Context) -> None
     assert principal.team_id == 1
     assert principal.scopes == frozenset(Scope)
     assert await ctx.access.ensure_bootstrap_key() is None
+
+
+async def test_text_postgres_cannot_store_is_a_422_not_a_500(client: Any) -> None:
+    """Found by fuzzing: a NUL or an unpaired surrogate in variables became a 500."""
+    for bad in ('{"k\\u0000": 1}', '{"k": "\\ud941"}'):
+        body = (
+            '{"name": "n", "kind": "date_range", "handler": {"type": "noop"}, '
+            f'"variables": {bad}}}'
+        )
+        response = await client.post(
+            "/v1/targets", data=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status == 422, await response.text()
+        assert (await response.json())["errors"][0]["pointer"].startswith("/variables")

@@ -216,3 +216,17 @@ def test_specs_are_frozen() -> None:
     spec = BackfillSpec(target=1)
     with pytest.raises(ValidationError):
         spec.time_zone = "Europe/Berlin"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "\ud941"])
+def test_text_postgres_cannot_store_is_refused_anywhere_in_variables(bad: str) -> None:
+    """Found by fuzzing: NUL and unpaired surrogates reached jsonb and became a 500."""
+    from pydantic import ValidationError
+
+    from orchestrator.domain.specs import BackfillSpec
+
+    for variables in ({bad: 1}, {"k": bad}, {"k": [{"deep": bad}]}):
+        with pytest.raises(ValidationError):
+            BackfillSpec(target=1, variables=variables)
+    with pytest.raises(ValidationError):
+        BackfillSpec(target=1, name=bad)
