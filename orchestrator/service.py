@@ -141,18 +141,26 @@ class BackfillService:
         *,
         team_id: int,
         command_id: UUID | None = None,
-        announce: bool = True,
     ) -> Backfill:
         """Validates against the target, refuses an overlap with Conflict, and stores the
         backfill as `created` with its `command.create` and `backfill.created` messages in
-        one transaction. The same command_id twice returns the first backfill.
+        one transaction. The same command_id twice returns the first backfill."""
+        backfill, _ = await self.apply_create(
+            spec, team_id=team_id, command_id=command_id or uuid4(), announce=True
+        )
+        return backfill
 
-        `announce=False` is for a command that already arrived through the queue: it is
-        being applied now, so no `command.create` needs to go out for it."""
-        command_id = command_id or uuid4()
+    async def apply_create(
+        self, spec: BackfillSpec, *, team_id: int, command_id: UUID, announce: bool
+    ) -> tuple[Backfill, bool]:
+        """create_backfill, saying whether this call made the backfill (False: the command
+        was applied before). `announce=False` is for a command that already arrived through
+        the queue: no `command.create` needs to go out for it."""
+        # Checked before validating, so a repeated command costs one query, not the source
+        # introspection; the insert checks again inside its transaction for races.
         existing = await self.repo.backfill_by_command(command_id)
         if existing is not None:
-            return existing
+            return existing, False
         try:
             target = await self.repo.get_target(spec.target, team_id)
         except NotFound:
@@ -181,8 +189,7 @@ class BackfillService:
             if announce
             else None
         )
-        backfill, _ = await self.repo.insert_backfill(values, announce_create=announce_create)
-        return backfill
+        return await self.repo.insert_backfill(values, announce_create=announce_create)
 
     async def _table_values(self, spec: BackfillSpec, target: Target) -> dict[str, Any]:
         wrong = [f for f in ("start", "end", "interval_type", "interval_units") if getattr(spec, f)]

@@ -82,10 +82,8 @@ class CommandConsumer:
             return None
 
     async def _create(self, command: CreateCommand) -> str | None:
-        # Only to tell a duplicate apart in the metrics; create_backfill decides on its own.
-        known = await self._service.repo.backfill_by_command(command.command_id) is not None
         try:
-            backfill = await self._service.create_backfill(
+            backfill, created = await self._service.apply_create(
                 command.backfill,
                 team_id=command.team_id,
                 command_id=command.command_id,
@@ -101,5 +99,5 @@ class CommandConsumer:
                 )
             return f"{exc.code}: {detail}"
         self._planner.kick(backfill.id)
-        metrics.command_handled(command.type, "duplicate" if known else "applied")
+        metrics.command_handled(command.type, "applied" if created else "duplicate")
         return None

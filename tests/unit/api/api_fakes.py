@@ -140,9 +140,8 @@ class FakeService(BackfillService):
         *,
         team_id: int,
         command_id: UUID | None = None,
-        announce: bool = True,
     ) -> Backfill:
-        self._record("create_backfill", spec=spec, command_id=command_id, announce=announce)
+        self._record("create_backfill", spec=spec, command_id=command_id)
         try:
             target = self._target(spec.target)
         except NotFound:

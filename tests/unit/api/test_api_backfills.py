@@ -61,9 +61,9 @@ async def test_create_backfill_answers_201_with_location(
     name, kwargs = service.calls[-1]
     assert name == "create_backfill"
     assert kwargs["spec"].target == DATE_RANGE_TARGET["name"]
-    # Over HTTP the service picks the command id and announces the command itself.
+    # Over HTTP the service picks the command id; create_backfill always announces the
+    # command (only the queue consumer's apply_create may not).
     assert kwargs["command_id"] is None
-    assert kwargs["announce"] is True
 
 
 async def test_backfill_renders_domain_names_under_api_names(
