@@ -14,6 +14,7 @@ from api import (
 )
 from api.access_log import access_log_middleware
 from api.auth import auth_middleware
+from api.compat import mage, sequin, supermetrics
 from api.errors import error_middleware
 from api.keys import ACCESS_KEY, PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
 from api.metrics_middleware import metrics_middleware
@@ -55,4 +56,7 @@ def create_app(
     app.add_routes(routes_ops.routes)
     app.add_routes(routes_docs.routes)
     app.add_routes(routes_metrics.routes)
+    app.add_routes(sequin.routes)
+    app.add_routes(supermetrics.routes)
+    app.add_routes(mage.routes)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.compat.paths import Dialect, dialect_of
 from api.keys import ACCESS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from orchestrator.domain.keys import Principal, Scope
 
@@ -24,6 +25,15 @@ def bearer_token(request: web.Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def presented_key(request: web.Request) -> str | None:
+    """The key a request carries: a bearer token, or on Mage's paths an `X-API-KEY` header
+    (Mage's clients send their key that way)."""
+    token = bearer_token(request)
+    if token is None and dialect_of(request.path) is Dialect.MAGE:
+        token = request.headers.get("X-API-KEY", "").strip() or None
+    return token
 
 
 def needs_key(request: web.Request) -> bool:
@@ -46,7 +56,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not needs_key(request):
         return await handler(request)
     access = request.app[ACCESS_KEY]
-    principal = await access.authenticate(bearer_token(request))
+    principal = await access.authenticate(presented_key(request))
     access.require(principal, scope_for(request))
     limit, remaining = await access.count_request(principal)
     request[PRINCIPAL_KEY] = principal

@@ -12,6 +12,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.compat.failure import Failure, Renderer
+from api.compat.paths import Dialect, dialect_of
 from api.problems import problem_response
 from api.request_id import request_id_of
 from orchestrator.errors import OrchestratorError, RateLimited, Unauthorized
@@ -33,23 +35,49 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except OrchestratorError as exc:
-        return _from_orchestrator_error(request, exc)
+        failure = _from_orchestrator_error(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # redirects and the like are answers, not errors
-        return _from_http_exception(request, exc)
+        failure = _from_http_exception(request, exc)
     except Exception:
         log.exception("unhandled_error", method=request.method, path=request.path)
-        return problem_response(
+        failure = Failure(
             status=500,
             code="internal_error",
             title="Internal error",
             detail="An unexpected error occurred. Quote the request id when reporting it.",
-            request_id=request_id_of(request),
         )
+    # The compatibility APIs answer in their own systems' error shapes.
+    return renderer_for(request.path)(request, failure)
 
 
-def _from_orchestrator_error(request: web.Request, exc: OrchestratorError) -> web.Response:
+def render_problem(request: web.Request, failure: Failure) -> web.Response:
+    return problem_response(
+        headers=failure.headers,
+        status=failure.status,
+        code=failure.code,
+        title=failure.title,
+        detail=failure.detail,
+        request_id=request_id_of(request),
+        errors=failure.errors,
+        extra=failure.extra,
+    )
+
+
+def renderer_for(path: str) -> Renderer:
+    # Imported here: the compat modules import route helpers that import this module.
+    from api.compat import mage, sequin, supermetrics
+
+    return {
+        Dialect.NATIVE: render_problem,
+        Dialect.SEQUIN: sequin.render_error,
+        Dialect.SUPERMETRICS: supermetrics.render_error,
+        Dialect.MAGE: mage.render_error,
+    }[dialect_of(path)]
+
+
+def _from_orchestrator_error(exc: OrchestratorError) -> Failure:
     if exc.status >= 500:
         # Server-side trouble (a dependency down) is ours to look into, not the client's.
         log.warning("request_failed", code=exc.code, status=exc.status, exc_info=True)
@@ -60,19 +88,18 @@ def _from_orchestrator_error(request: web.Request, exc: OrchestratorError) -> we
         headers["Retry-After"] = str(exc.retry_after)
         headers["X-RateLimit-Limit"] = str(exc.limit)
         headers["X-RateLimit-Remaining"] = "0"
-    return problem_response(
-        headers=headers,
+    return Failure(
         status=exc.status,
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
-        request_id=request_id_of(request),
         errors=exc.errors,
-        extra=exc.extra,
+        extra=exc.extra or {},
+        headers=headers,
     )
 
 
-def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Failure:
     status = exc.status
     phrase = _phrase(status)
     headers: dict[str, str] = {}
@@ -86,12 +113,11 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Re
         detail = f"The request body is larger than {request.client_max_size} bytes."
     else:
         detail = phrase + "."
-    return problem_response(
+    return Failure(
         status=status,
         code=_HTTP_CODES.get(status) or phrase.lower().replace(" ", "_").replace("-", "_"),
         title=phrase,
         detail=detail,
-        request_id=request_id_of(request),
         headers=headers,
     )
 

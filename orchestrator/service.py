@@ -7,15 +7,18 @@ rules of their own."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
+
+from pydantic import TypeAdapter
 
 from orchestrator.domain.models import (
     Backfill,
     HandlerSpec,
     IntervalType,
+    RunOrder,
     SinkSpec,
     Target,
     TargetKind,
@@ -23,14 +26,16 @@ from orchestrator.domain.models import (
 )
 from orchestrator.domain.specs import (
     BackfillSpec,
+    DateOrDatetime,
     DateRangeTargetSpec,
+    DraftSpec,
     TableTargetSpec,
     TargetPatch,
     TargetSpec,
 )
-from orchestrator.domain.states import BackfillState, RunState
+from orchestrator.domain.states import BackfillState, RunState, valid_actions
 from orchestrator.domain.windows import WindowPlan, window_plan
-from orchestrator.errors import NotFound, SourceError, ValidationFailed
+from orchestrator.errors import InvalidTransition, NotFound, SourceError, ValidationFailed
 from orchestrator.handlers.registry import handler_type
 from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources
@@ -48,6 +53,49 @@ class Page(Generic[T]):
 
     items: list[T]
     next_after: int | None
+
+
+# An inclusive end's plan bound is one microsecond past the end itself.
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _create_command(spec: BackfillSpec, target: Target, command_id: UUID) -> dict[str, Any]:
+    """The `command.create` that announces a backfill (and, for a started draft, hands it to
+    a worker: the command's id is the backfill's, so applying it finds the backfill)."""
+    return {
+        "type": "command.create",
+        "command_id": str(command_id),
+        "team_id": target.team_id,
+        "backfill": spec.model_dump(mode="json", exclude_defaults=True) | {"target": target.id},
+    }
+
+
+_RANGE_VALUE: TypeAdapter[Any] = TypeAdapter(DateOrDatetime)
+
+
+def draft_of(backfill: Backfill) -> DraftSpec:
+    """A date-range backfill's definition as a draft: what re-planning starts from."""
+    given = backfill.range_input or {}
+    return DraftSpec(
+        name=backfill.name,
+        start=_RANGE_VALUE.validate_python(given["start"]) if given.get("start") else None,
+        end=_RANGE_VALUE.validate_python(given["end"]) if given.get("end") else None,
+        end_inclusive=backfill.end_inclusive,
+        interval_type=backfill.interval_type,
+        interval_units=backfill.interval_units,
+        time_zone=backfill.time_zone or "UTC",
+        variables=backfill.variables,
+    )
+
+
+def _as_shown(value: date | datetime | None, zone: ZoneInfo) -> datetime | None:
+    """A draft's start or end as an instant: a date is its local midnight, a naive datetime
+    wall time in the zone."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(), zone)
+    return value if value.tzinfo is not None else value.replace(tzinfo=zone)
 
 
 def _field_error(pointer: str, message: str) -> ValidationFailed:
@@ -141,17 +189,29 @@ class BackfillService:
         *,
         team_id: int,
         command_id: UUID | None = None,
+        created_by: int | None = None,
     ) -> Backfill:
         """Validates against the target, refuses an overlap with Conflict, and stores the
         backfill as `created` with its `command.create` and `backfill.created` messages in
-        one transaction. The same command_id twice returns the first backfill."""
+        one transaction. The same command_id twice returns the first backfill. `created_by`
+        is the acting API key."""
         backfill, _ = await self.apply_create(
-            spec, team_id=team_id, command_id=command_id or uuid4(), announce=True
+            spec,
+            team_id=team_id,
+            command_id=command_id or uuid4(),
+            announce=True,
+            created_by=created_by,
         )
         return backfill
 
     async def apply_create(
-        self, spec: BackfillSpec, *, team_id: int, command_id: UUID, announce: bool
+        self,
+        spec: BackfillSpec,
+        *,
+        team_id: int,
+        command_id: UUID,
+        announce: bool,
+        created_by: int | None = None,
     ) -> tuple[Backfill, bool]:
         """create_backfill, saying whether this call made the backfill (False: the command
         was applied before). `announce=False` is for a command that already arrived through
@@ -173,23 +233,140 @@ class BackfillService:
             "command_id": command_id,
             "max_active_runs": spec.max_active_runs or target.max_active_runs,
             "max_attempts": spec.max_attempts or target.max_attempts,
+            "created_by": created_by,
         }
         if target.kind == TargetKind.TABLE:
             values.update(await self._table_values(spec, target))
         else:
             values.update(self._range_values(spec, target))
-        announce_create = (
-            {
-                "type": "command.create",
-                "command_id": str(command_id),
-                "team_id": target.team_id,
-                "backfill": spec.model_dump(mode="json", exclude_defaults=True)
-                | {"target": target.id},
-            }
-            if announce
-            else None
-        )
+        announce_create = _create_command(spec, target, command_id) if announce else None
         return await self.repo.insert_backfill(values, announce_create=announce_create)
+
+    # ----------------------------------------------------------------- drafts
+
+    async def create_draft(
+        self,
+        target_ref: int | str | UUID,
+        draft: DraftSpec,
+        *,
+        team_id: int,
+        created_by: int | None = None,
+    ) -> Backfill:
+        """Stores a date-range backfill that starts later (`start_draft`). What is given is
+        checked now, so a draft that cannot start says so at once."""
+        target = await self.repo.get_target(target_ref, team_id)
+        if target.kind != TargetKind.DATE_RANGE:
+            raise _field_error("/target", "drafts are date-range backfills; this is a table target")
+        values: dict[str, Any] = {
+            "target_id": target.id,
+            "team_id": target.team_id,
+            "kind": target.kind.value,
+            "state": BackfillState.DRAFT.value,
+            "command_id": uuid4(),
+            "max_active_runs": target.max_active_runs,
+            "max_attempts": target.max_attempts,
+            "created_by": created_by,
+            **self._draft_values(draft, target),
+        }
+        backfill, _ = await self.repo.insert_backfill(values, announce_create=None)
+        return backfill
+
+    async def update_draft(
+        self, backfill_ref: int | UUID, changes: DraftSpec, *, team_id: int
+    ) -> Backfill:
+        """Changes the fields set in `changes`. The name may change at any time; the window,
+        interval, zone and variables only while it is a draft (InvalidTransition after)."""
+        current = await self.repo.get_backfill(backfill_ref, team_id)
+        given = changes.model_fields_set
+        if not given:
+            return current
+        if given == {"name"}:
+            return await self.repo.update_draft(current.id, {"name": changes.name})
+        if current.state != BackfillState.DRAFT:
+            raise InvalidTransition(
+                "backfill",
+                current.state.value,
+                "re-plan",
+                valid_actions(current.state),
+                action=True,
+            )
+        merged = draft_of(current).model_copy(update={f: getattr(changes, f) for f in given})
+        target = await self.repo.get_target(current.target_id, team_id)
+        return await self.repo.update_draft(current.id, self._draft_values(merged, target))
+
+    async def start_draft(self, backfill_ref: int | UUID, *, team_id: int) -> Backfill:
+        """Plans a draft like a new backfill (the same checks, the overlap check included)
+        and hands it to the workers."""
+        current = await self.repo.get_backfill(backfill_ref, team_id)
+        if current.state != BackfillState.DRAFT:
+            raise InvalidTransition(
+                "backfill", current.state.value, "start", valid_actions(current.state), action=True
+            )
+        draft = draft_of(current)
+        target = await self.repo.get_target(current.target_id, team_id)
+        spec = BackfillSpec(
+            target=target.id,
+            name=draft.name,
+            start=draft.start,
+            end=draft.end,
+            end_inclusive=draft.end_inclusive,
+            interval_type=draft.interval_type,
+            interval_units=draft.interval_units,
+            time_zone=draft.time_zone,
+            variables=draft.variables,
+        )
+        values = self._range_values(spec, target)
+        assert current.command_id is not None
+        return await self.repo.start_draft(
+            current.id,
+            values,
+            announce_create=_create_command(spec, target, current.command_id),
+        )
+
+    def _draft_values(self, draft: DraftSpec, target: Target) -> dict[str, Any]:
+        """The columns a draft keeps. With both ends known, the range is checked as a start
+        would check it."""
+        interval_type = draft.interval_type or target.interval_type
+        interval_units = draft.interval_units or target.interval_units
+        if draft.start is not None and draft.end is not None:
+            plan = self.plan_for(
+                draft.start,
+                draft.end,
+                interval_type,
+                interval_units,
+                draft.time_zone,
+                RunOrder.OLDEST_FIRST.value,
+                end_inclusive=draft.end_inclusive,
+            )
+            self._check_run_count(plan)
+        zone = ZoneInfo(draft.time_zone)
+        return {
+            "name": draft.name,
+            "range_start": _as_shown(draft.start, zone),
+            "range_end": _as_shown(draft.end, zone),
+            "end_is_date": draft.end is not None and not isinstance(draft.end, datetime),
+            "end_inclusive": draft.end_inclusive,
+            "range_input": {
+                "start": draft.start.isoformat() if draft.start is not None else None,
+                "end": draft.end.isoformat() if draft.end is not None else None,
+            },
+            "interval_type": draft.interval_type.value if draft.interval_type else None,
+            "interval_units": draft.interval_units,
+            "time_zone": draft.time_zone,
+            "run_order": RunOrder.OLDEST_FIRST.value,
+            "variables": draft.variables,
+        }
+
+    def _check_run_count(self, plan: WindowPlan) -> None:
+        if plan.count == 0:
+            raise _field_error("/end", "the range is empty: end must be after start")
+        limit = self.settings.max_runs_per_backfill
+        if plan.count > limit:
+            raise _field_error(
+                "/interval_type",
+                f"the range makes {plan.count} runs, more than the limit of {limit}; "
+                "use a larger interval or split the range",
+            )
 
     async def _table_values(self, spec: BackfillSpec, target: Target) -> dict[str, Any]:
         wrong = [f for f in ("start", "end", "interval_type", "interval_units") if getattr(spec, f)]
@@ -258,17 +435,15 @@ class BackfillService:
         interval_type = spec.interval_type or target.interval_type
         interval_units = spec.interval_units or target.interval_units
         plan = self.plan_for(
-            spec.start, spec.end, interval_type, interval_units, spec.time_zone, spec.order.value
+            spec.start,
+            spec.end,
+            interval_type,
+            interval_units,
+            spec.time_zone,
+            spec.order.value,
+            end_inclusive=spec.end_inclusive,
         )
-        if plan.count == 0:
-            raise _field_error("/end", "the range is empty: end must be after start")
-        limit = self.settings.max_runs_per_backfill
-        if plan.count > limit:
-            raise _field_error(
-                "/interval_type",
-                f"the range makes {plan.count} runs, more than the limit of {limit}; "
-                "use a larger interval or split the range",
-            )
+        self._check_run_count(plan)
         first, last = plan.window_at(0), plan.window_at(plan.count - 1)
         lo, hi = min(first.start, last.start), max(first.end, last.end)
         end_is_date = not isinstance(spec.end, datetime)
@@ -278,9 +453,10 @@ class BackfillService:
             "range_end": (
                 datetime.combine(spec.end, time(), ZoneInfo(spec.time_zone))
                 if end_is_date
-                else plan.bound
+                else plan.bound - (_MICROSECOND if spec.end_inclusive else timedelta())
             ),
             "end_is_date": end_is_date,
+            "end_inclusive": spec.end_inclusive and not end_is_date,
             "range_input": {"start": spec.start.isoformat(), "end": spec.end.isoformat()},
             "covered_from": lo,
             "covered_to": hi,
@@ -300,12 +476,18 @@ class BackfillService:
         interval_units: int,
         time_zone: str,
         order: str,
+        *,
+        end_inclusive: bool = False,
     ) -> WindowPlan:
-        from orchestrator.domain.models import RunOrder
-
         try:
             return window_plan(
-                start, end, interval_type, interval_units, time_zone, RunOrder(order)
+                start,
+                end,
+                interval_type,
+                interval_units,
+                time_zone,
+                RunOrder(order),
+                end_inclusive=end_inclusive,
             )
         except ValueError as exc:
             raise _field_error("/end", str(exc)) from None
@@ -331,7 +513,9 @@ class BackfillService:
         """team_id None: any team (workers and internal callers only)."""
         return await self.repo.get_backfill(backfill_id, team_id)
 
-    async def _act(self, backfill_id: int | UUID, action: str, team_id: int) -> Backfill:
+    async def _act(
+        self, backfill_id: int | UUID, action: str, team_id: int, by: int | None = None
+    ) -> Backfill:
         bid = await self.repo.backfill_id_of(backfill_id, team_id)
         command_id = uuid4()
         return await self.repo.change_state(
@@ -343,11 +527,52 @@ class BackfillService:
                 "command_id": str(command_id),
                 "backfill_id": bid,
             },
+            by=by,
         )
 
-    async def cancel_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
-        """InvalidTransition (422) from completed or cancelled."""
-        return await self._act(backfill_id, "cancel", team_id)
+    async def cancel_backfill(
+        self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
+    ) -> Backfill:
+        """InvalidTransition (422) from completed or cancelled. `by` is the acting key."""
+        return await self._act(backfill_id, "cancel", team_id, by)
+
+    async def delete_backfill(
+        self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
+    ) -> Backfill:
+        """Cancels it if still active (running runs finish) and hides it from every API."""
+        bid = await self.repo.backfill_id_of(backfill_id, team_id)
+        return await self.repo.delete_backfill(bid, by=by)
+
+    async def latest_backfill(self, target_ref: int | str | UUID, *, team_id: int) -> Backfill:
+        """The target's newest backfill; NotFound if the target has none (or is not the
+        team's)."""
+        target = await self.repo.get_target(target_ref, team_id)
+        return await self.repo.latest_backfill(target.id, team_id)
+
+    async def all_backfills(
+        self,
+        *,
+        team_id: int,
+        target_id: int | None,
+        states: list[BackfillState] | None,
+        cap: int = 1000,
+    ) -> list[Backfill]:
+        """Newest first, at most `cap`: for the APIs that answer with one unpaged list."""
+        out: list[Backfill] = []
+        after: int | None = None
+        while len(out) < cap:
+            page = await self.list_backfills(
+                team_id=team_id,
+                target_id=target_id,
+                states=states,
+                after=after,
+                limit=min(500, cap - len(out)),
+            )
+            out.extend(page.items)
+            if page.next_after is None:
+                break
+            after = page.next_after
+        return out
 
     async def pause_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         return await self._act(backfill_id, "pause", team_id)

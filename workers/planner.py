@@ -93,6 +93,7 @@ class Planner:
             row["interval_units"],
             row["time_zone"],
             RunOrder(row["run_order"]),
+            end_inclusive=row["end_inclusive"],
         )
         batch: list[dict[str, Any]] = []
         size = self._settings.planner_batch_runs

@@ -111,6 +111,9 @@ class Backfill(_Frozen):
     name: str | None = None
     state: BackfillState
     command_id: UUID | None = None
+    # The API keys that created and cancelled it (None: a command from another service).
+    created_by: int | None = None
+    cancelled_by: int | None = None
     # table backfills
     table_name: str | None = None
     sort_column: str | None = None
@@ -120,6 +123,9 @@ class Backfill(_Frozen):
     range_start: datetime | None = None
     range_end: datetime | None = None
     end_is_date: bool = False
+    end_inclusive: bool = False
+    # start and end exactly as given (ISO strings), which a draft starts from.
+    range_input: dict[str, Any] | None = None
     interval_type: IntervalType | None = None
     interval_units: int | None = None
     time_zone: str | None = None

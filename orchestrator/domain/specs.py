@@ -51,6 +51,16 @@ def _not_all_digits(value: str) -> str:
     return value
 
 
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_known_zone)]
+
 Name = Annotated[
     str,
     Field(min_length=1, max_length=128, pattern=NAME_RE.pattern),
@@ -159,23 +169,34 @@ class BackfillSpec(_Spec):
     end: DateOrDatetime | None = None
     interval_type: IntervalType | None = None
     interval_units: int | None = Field(default=None, ge=1, le=10_000)
-    time_zone: str = "UTC"
+    end_inclusive: bool = Field(
+        default=False,
+        description="For a datetime end: also make the window that starts exactly at end. "
+        "A date end always includes its whole day.",
+    )
+    time_zone: TimeZone = "UTC"
     order: RunOrder = RunOrder.OLDEST_FIRST
     variables: StorableJson = Field(default_factory=dict)
     # both
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)
     max_attempts: int | None = Field(default=None, ge=1, le=100)
 
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
-
     @field_validator("table")
     @classmethod
     def _qualify(cls, value: str | None) -> str | None:
         return qualify_table(value) if value is not None else None
+
+
+class DraftSpec(_Spec):
+    """A date-range backfill stored before it starts (Mage creates backfills this way, then
+    starts them with an update). Every field may be missing until it starts; as an update,
+    only the fields given change (`model_fields_set`)."""
+
+    name: Annotated[StorableText, Field(max_length=256)] | None = None
+    start: DateOrDatetime | None = None
+    end: DateOrDatetime | None = None
+    end_inclusive: bool = False
+    interval_type: IntervalType | None = None
+    interval_units: int | None = Field(default=None, ge=1, le=10_000)
+    time_zone: TimeZone = "UTC"
+    variables: StorableJson = Field(default_factory=dict)

@@ -9,6 +9,9 @@ from orchestrator.errors import InvalidTransition
 
 
 class BackfillState(StrEnum):
+    # A draft is stored but not started: it may still change, holds nothing against
+    # overlaps, and is never planned (Mage creates backfills this way).
+    DRAFT = "draft"
     CREATED = "created"
     SCHEDULED = "scheduled"
     RUNNING = "running"
@@ -31,6 +34,7 @@ B = BackfillState
 R = RunState
 
 BACKFILL_TRANSITIONS: dict[BackfillState, frozenset[BackfillState]] = {
+    B.DRAFT: frozenset({B.CREATED, B.CANCELLED}),
     B.CREATED: frozenset({B.SCHEDULED, B.PAUSED, B.CANCELLED, B.COMPLETED, B.FAILED}),
     B.SCHEDULED: frozenset({B.RUNNING, B.PAUSED, B.CANCELLED, B.COMPLETED, B.FAILED}),
     B.RUNNING: frozenset({B.PAUSED, B.COMPLETED, B.FAILED, B.CANCELLED}),

@@ -23,7 +23,8 @@ Semantics
 * End bound: if ``end`` is a ``date`` it is inclusive, so the windows are those starting before
   local midnight of the day after ``end`` (start on the same date gives that one day's windows).
   If ``end`` is a ``datetime``, the windows are those starting strictly before it, so
-  ``start == end`` gives no windows.
+  ``start == end`` gives no windows; with ``end_inclusive``, those starting at or before it
+  (Mage's rule), so ``start == end`` gives one.
 * ``start`` after ``end`` (for a date ``end``: on a later local date) raises ValueError.
 * Returned windows are timezone-aware datetimes in UTC.
 * Sequence numbers are in execution order: with ``newest_first``, seq 0 is the newest window.
@@ -210,8 +211,12 @@ def window_plan(
     interval_units: int,
     time_zone: str,
     order: RunOrder | str = RunOrder.OLDEST_FIRST,
+    *,
+    end_inclusive: bool = False,
 ) -> WindowPlan:
-    """Plan the windows of [start, end]; see the module docstring for the exact rules."""
+    """Plan the windows of [start, end]; see the module docstring for the exact rules.
+    `end_inclusive` makes a datetime `end` take a window that starts exactly at it (a date
+    `end` is always inclusive)."""
     interval_type = IntervalType(interval_type)
     order = RunOrder(order)
     if interval_units < 1:
@@ -221,6 +226,9 @@ def window_plan(
         start_instant, anchor_wall = _as_instant(start, tz)
         if isinstance(end, datetime):
             bound, _ = _as_instant(end, tz)
+            if end_inclusive:
+                # Instants have microsecond resolution: "starts <= end" is "starts < end+1us".
+                bound += timedelta(microseconds=1)
             if start_instant > bound:
                 raise ValueError(f"start {start} is after end {end}")
         else:

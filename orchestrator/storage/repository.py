@@ -13,16 +13,40 @@ import asyncpg
 from orchestrator.domain.models import Backfill, ErrorEntry, Target, TransferRun
 from orchestrator.domain.states import (
     BACKFILL_DISPATCHABLE,
+    BACKFILL_TERMINAL,
     BackfillState,
     RunState,
     action_target,
+    check_backfill_transition,
     sources_for,
+    valid_actions,
 )
-from orchestrator.errors import Conflict, NotFound
+from orchestrator.errors import Conflict, InvalidTransition, NotFound
 from orchestrator.storage.database import Conn, Pool
 from orchestrator.storage.queries import q
 
 B = BackfillState
+
+# What starting or re-planning a draft may set.
+_DEFINITION_COLUMNS = frozenset(
+    {
+        "state",
+        "name",
+        "range_start",
+        "range_end",
+        "end_is_date",
+        "end_inclusive",
+        "range_input",
+        "covered_from",
+        "covered_to",
+        "interval_type",
+        "interval_units",
+        "time_zone",
+        "run_order",
+        "variables",
+        "runs_total",
+    }
+)
 
 
 def backfill_event(event: str, row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
@@ -166,11 +190,13 @@ class Repository:
         assert row is not None
         return Target.from_row(row)
 
-    async def get_target(self, target: int | str, team_id: int | None) -> Target:
-        """By id (any team when team_id is None) or by name (names are per team; a name
-        without a team means team 1, the default)."""
+    async def get_target(self, target: int | str | UUID, team_id: int | None) -> Target:
+        """By id or uuid (any team when team_id is None) or by name (names are per team; a
+        name without a team means team 1, the default)."""
         if isinstance(target, int):
             row = await self.pool.fetchrow(q("get_target_by_id"), target, team_id)
+        elif isinstance(target, UUID):
+            row = await self.pool.fetchrow(q("get_target_by_uuid"), target, team_id)
         else:
             row = await self.pool.fetchrow(q("get_target_by_name"), target, team_id or 1)
         if row is None:
@@ -233,34 +259,16 @@ class Repository:
         self, values: dict[str, Any], *, announce_create: dict[str, Any] | None
     ) -> tuple[Backfill, bool]:
         """Inserts unless a backfill with the same command id exists (then returns it and
-        False). Refuses an overlap with an active backfill of the same target."""
+        False). Refuses an overlap with an active backfill of the same target. A draft
+        (`state: draft` in values) is stored without the overlap check: it holds nothing
+        until it starts."""
         async with self.pool.acquire() as conn, conn.transaction():
             existing = await conn.fetchrow(q("backfill_by_command"), values["command_id"])
             if existing is not None:
                 return await self._with_report(conn, existing), False
             await conn.execute(q("lock_target"), values["target_id"])
-            if values["kind"] == "table":
-                other = await conn.fetchval(
-                    q("active_table_backfill"), values["target_id"], values["table_name"]
-                )
-                if other is not None:
-                    raise Conflict(
-                        f"backfill {other} of {values['table_name']} is still active on this "
-                        "target; cancel it or wait for it to finish",
-                        extra={"conflicting_backfill_id": other},
-                    )
-            else:
-                other = await conn.fetchval(
-                    q("overlapping_range_backfill"),
-                    values["target_id"],
-                    values["covered_from"],
-                    values["covered_to"],
-                )
-                if other is not None:
-                    raise Conflict(
-                        f"the range overlaps active backfill {other} of the same target",
-                        extra={"conflicting_backfill_id": other},
-                    )
+            if values.get("state") != B.DRAFT:
+                await self._refuse_overlap(conn, values)
             cols = list(values)
             placeholders = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
             row = await conn.fetchrow(
@@ -272,6 +280,112 @@ class Repository:
                 await enqueue(conn, "command.create", announce_create)
             await enqueue(conn, "event.backfill.created", backfill_event("backfill.created", row))
             return Backfill.from_row(row), True
+
+    async def _refuse_overlap(self, conn: Conn, values: dict[str, Any]) -> None:
+        """Conflict if `values` (a backfill to be) overlaps an active backfill of its target.
+        The caller holds the target's lock, so two overlapping creates cannot both pass."""
+        if values["kind"] == "table":
+            other = await conn.fetchval(
+                q("active_table_backfill"), values["target_id"], values["table_name"]
+            )
+            if other is not None:
+                raise Conflict(
+                    f"backfill {other} of {values['table_name']} is still active on this "
+                    "target; cancel it or wait for it to finish",
+                    extra={"conflicting_backfill_id": other},
+                )
+        else:
+            other = await conn.fetchval(
+                q("overlapping_range_backfill"),
+                values["target_id"],
+                values["covered_from"],
+                values["covered_to"],
+            )
+            if other is not None:
+                raise Conflict(
+                    f"the range overlaps active backfill {other} of the same target",
+                    extra={"conflicting_backfill_id": other},
+                )
+
+    async def start_draft(
+        self,
+        backfill_id: int,
+        values: dict[str, Any],
+        *,
+        announce_create: dict[str, Any],
+    ) -> Backfill:
+        """Turns a draft into a backfill (state created) with its planned values, checked
+        for overlaps like a new backfill, and sends `announce_create` so a worker plans it.
+        InvalidTransition unless it is a draft."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            # The target first, then the backfill: the order every other path takes.
+            current = await conn.fetchrow(q("get_backfill_by_id"), backfill_id, None)
+            if current is None:
+                raise NotFound(f"backfill {backfill_id} not found")
+            await conn.execute(q("lock_target"), current["target_id"])
+            row = await lock_backfill(conn, backfill_id)
+            check_backfill_transition(BackfillState(row["state"]), B.CREATED)
+            await self._refuse_overlap(
+                conn, {"kind": row["kind"], "target_id": row["target_id"], **values}
+            )
+            row = await self._update_backfill(conn, backfill_id, values | {"state": B.CREATED})
+            await enqueue(conn, "command.create", announce_create)
+            return await self._with_report(conn, row)
+
+    async def update_draft(self, backfill_id: int, changes: dict[str, Any]) -> Backfill:
+        """Changes a backfill's definition. Anything but the name changes only while it is a
+        draft (checked under the lock, so a start racing with it wins or loses cleanly)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await lock_backfill(conn, backfill_id)
+            if set(changes) - {"name"} and row["state"] != B.DRAFT:
+                state = BackfillState(row["state"])
+                raise InvalidTransition(
+                    "backfill", state.value, "re-plan", valid_actions(state), action=True
+                )
+            if changes:
+                row = await self._update_backfill(conn, backfill_id, changes)
+            return await self._with_report(conn, row)
+
+    async def _update_backfill(
+        self, conn: Conn, backfill_id: int, changes: dict[str, Any]
+    ) -> asyncpg.Record:
+        # Column names come from the service's own dicts, never from a request's keys.
+        assert set(changes) <= _DEFINITION_COLUMNS, set(changes) - _DEFINITION_COLUMNS
+        sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
+        row = await conn.fetchrow(
+            f"UPDATE backfills SET {sets}, updated_at = now() WHERE id = $1 RETURNING *",
+            backfill_id,
+            *changes.values(),
+        )
+        assert row is not None
+        return row
+
+    async def latest_backfill(self, target_id: int, team_id: int) -> Backfill:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(q("latest_backfill"), target_id, team_id)
+            if row is None:
+                raise NotFound(f"target {target_id} has no backfill")
+            return await self._with_report(conn, row)
+
+    async def delete_backfill(self, backfill_id: int, *, by: int | None) -> Backfill:
+        """Cancels the backfill if it is still active (running runs finish) and hides it
+        from every API. Returns it as it was when deleted."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await lock_backfill(conn, backfill_id)
+            if BackfillState(row["state"]) not in BACKFILL_TERMINAL:
+                row = await self._cancel(conn, backfill_id, by)
+            row = await one(conn, "mark_backfill_deleted", backfill_id)
+            return await self._with_report(conn, row)
+
+    async def _cancel(self, conn: Conn, backfill_id: int, by: int | None) -> asyncpg.Record:
+        n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
+        row = await set_state(conn, backfill_id, B.CANCELLED)
+        if by is not None:
+            row = await one(conn, "set_cancelled_by", backfill_id, by)
+        if n:
+            row = await one(conn, "add_cancelled_runs", backfill_id, n)
+        await enqueue(conn, "event.backfill.cancelled", backfill_event("backfill.cancelled", row))
+        return row
 
     async def _with_report(self, conn: Conn, row: asyncpg.Record) -> Backfill:
         reports = await self._error_reports(conn, [row["id"]])
@@ -346,23 +460,18 @@ class Repository:
         *,
         command_id: UUID | None = None,
         command: dict[str, Any] | None = None,
+        by: int | None = None,
     ) -> Backfill:
         """Cancel, pause or resume, with the runs that go with it, in one transaction.
         `command`, if given, goes to the outbox; `command_id` is recorded as applied so the
-        same command arriving from the queue changes nothing."""
+        same command arriving from the queue changes nothing. `by` is the acting key."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await lock_backfill(conn, backfill_id)
             new_state = action_target(
                 BackfillState(row["state"]), action, started=row["started_at"] is not None
             )
             if new_state == B.CANCELLED:
-                n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
-                row = await set_state(conn, backfill_id, B.CANCELLED)
-                if n:
-                    row = await one(conn, "add_cancelled_runs", backfill_id, n)
-                await enqueue(
-                    conn, "event.backfill.cancelled", backfill_event("backfill.cancelled", row)
-                )
+                row = await self._cancel(conn, backfill_id, by)
             elif new_state == B.PAUSED:
                 await conn.fetchval(q("unqueue_runs"), backfill_id)
                 row = await set_state(conn, backfill_id, B.PAUSED)

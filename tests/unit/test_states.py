@@ -92,8 +92,14 @@ def test_sources_for_inverts_the_table(requested: BackfillState) -> None:
         assert (current.value in sources) == (requested in BACKFILL_TRANSITIONS[current])
 
 
-def test_nothing_returns_to_created() -> None:
-    assert sources_for(B.CREATED) == []
+def test_only_a_draft_becomes_created_and_nothing_becomes_a_draft() -> None:
+    assert sources_for(B.CREATED) == ["draft"]
+    assert sources_for(B.DRAFT) == []
+
+
+def test_a_draft_starts_or_is_cancelled_and_cannot_be_paused() -> None:
+    assert BACKFILL_TRANSITIONS[B.DRAFT] == {B.CREATED, B.CANCELLED}
+    assert valid_actions(B.DRAFT) == ["cancel"]
 
 
 def test_resume_state() -> None:

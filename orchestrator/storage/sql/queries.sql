@@ -17,6 +17,9 @@ SELECT * FROM targets WHERE id = $1 AND ($2::bigint IS NULL OR team_id = $2);
 -- name: get_target_by_name
 SELECT * FROM targets WHERE name = $1 AND team_id = $2;
 
+-- name: get_target_by_uuid
+SELECT * FROM targets WHERE uuid = $1 AND ($2::bigint IS NULL OR team_id = $2);
+
 -- name: list_targets
 SELECT * FROM targets
 WHERE team_id = $3 AND ($1::bigint IS NULL OR id > $1)
@@ -54,10 +57,19 @@ LIMIT 1;
 SELECT * FROM backfills WHERE command_id = $1;
 
 -- name: get_backfill_by_id
-SELECT * FROM backfills WHERE id = $1 AND ($2::bigint IS NULL OR team_id = $2);
+-- A team's lookups do not see deleted backfills; workers (no team) still do, to finish runs.
+SELECT * FROM backfills
+WHERE id = $1 AND ($2::bigint IS NULL OR (team_id = $2 AND deleted_at IS NULL));
 
 -- name: get_backfill_by_uuid
-SELECT * FROM backfills WHERE uuid = $1 AND ($2::bigint IS NULL OR team_id = $2);
+SELECT * FROM backfills
+WHERE uuid = $1 AND ($2::bigint IS NULL OR (team_id = $2 AND deleted_at IS NULL));
+
+-- name: latest_backfill
+SELECT * FROM backfills
+WHERE target_id = $1 AND team_id = $2 AND deleted_at IS NULL
+ORDER BY id DESC
+LIMIT 1;
 
 -- name: lock_backfill
 -- Every transaction that touches a backfill and its runs locks the backfill row first, so
@@ -66,7 +78,7 @@ SELECT * FROM backfills WHERE id = $1 FOR UPDATE;
 
 -- name: list_backfills
 SELECT * FROM backfills
-WHERE team_id = $5
+WHERE team_id = $5 AND deleted_at IS NULL
   AND ($1::bigint IS NULL OR target_id = $1)
   AND ($2::text[] IS NULL OR state = ANY($2))
   AND ($3::bigint IS NULL OR id < $3)
@@ -394,3 +406,9 @@ RETURNING hits, extract(epoch FROM (window_start + make_interval(secs => $2) - n
 
 -- name: prune_rate_limits
 DELETE FROM rate_limit_windows WHERE window_start < now() - interval '1 hour';
+
+-- name: set_cancelled_by
+UPDATE backfills SET cancelled_by = $2 WHERE id = $1 RETURNING *;
+
+-- name: mark_backfill_deleted
+UPDATE backfills SET deleted_at = now(), updated_at = now() WHERE id = $1 RETURNING *;

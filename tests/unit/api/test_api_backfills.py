@@ -168,7 +168,7 @@ async def test_list_backfills_rejects_unknown_state(client: Client, service: Fak
     assert body["errors"] == [
         {
             "parameter": "state",
-            "message": "Input should be one of created, scheduled, running, paused, "
+            "message": "Input should be one of draft, created, scheduled, running, paused, "
             "completed, failed, cancelled",
         }
     ]
