@@ -119,6 +119,7 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Failur
         title=phrase,
         detail=detail,
         headers=headers,
+        from_http=True,
     )
 
 

@@ -151,7 +151,7 @@ class BackfillService:
         items = items[:limit]
         return Page(items, items[-1].id if more else None)
 
-    async def get_target(self, target: int | str, *, team_id: int) -> Target:
+    async def get_target(self, target: int | str | UUID, *, team_id: int) -> Target:
         return await self.repo.get_target(target, team_id)
 
     async def update_target(self, target_id: int, patch: TargetPatch, *, team_id: int) -> Target:

@@ -272,11 +272,17 @@ class Executor:
 
 
 def window_variables(variables: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
-    """What a date-range run's handler sees: the backfill's variables plus its window."""
+    """What a date-range run's handler sees: the backfill's variables plus its window, under
+    this service's names and Mage's (interval_*_datetime, ds, hr), so a pipeline written for
+    Mage's backfills reads the same variables here."""
     return {
         **variables,
         "execution_date": start.isoformat(),
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
         "interval_seconds": (end - start).total_seconds(),
+        "interval_start_datetime": start.isoformat(),
+        "interval_end_datetime": end.isoformat(),
+        "ds": start.strftime("%Y-%m-%d"),
+        "hr": start.strftime("%H"),
     }

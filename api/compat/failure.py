@@ -19,6 +19,9 @@ class Failure:
     errors: Sequence[Mapping[str, Any]] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Raised by the router or the HTTP layer (no such path, wrong method, body too large),
+    # not by a handler: some APIs answer those in a shape of their own.
+    from_http: bool = False
 
 
 Renderer = Callable[[web.Request, Failure], web.Response]
