@@ -17,8 +17,11 @@ from api.compat.paths import Dialect, dialect_of
 from api.problems import problem_response
 from api.request_id import request_id_of
 from orchestrator.errors import OrchestratorError, RateLimited, Unauthorized
+from orchestrator.storage.database import is_unavailable
 
 log = structlog.get_logger(__name__)
+
+RETRY_AFTER_SECONDS = 5
 
 # Codes for the HTTP errors aiohttp raises itself; the rest fall back to the status phrase.
 _HTTP_CODES = {
@@ -40,7 +43,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise  # redirects and the like are answers, not errors
         failure = _from_http_exception(request, exc)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            # The database is down or restarting: say so, and when to try again, rather
+            # than a 500 (nothing is wrong with the request) or a hang.
+            log.warning("database_unavailable", error=repr(exc))
+            failure = Failure(
+                status=503,
+                code="service_unavailable",
+                title="Service unavailable",
+                detail="The database cannot be reached right now; retry shortly.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            return renderer_for(request.path)(request, failure)
         log.exception("unhandled_error", method=request.method, path=request.path)
         failure = Failure(
             status=500,
@@ -84,6 +99,8 @@ def _from_orchestrator_error(exc: OrchestratorError) -> Failure:
     headers: dict[str, str] = {}
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="backfill"'
+    elif exc.status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     elif isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
         headers["X-RateLimit-Limit"] = str(exc.limit)

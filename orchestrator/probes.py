@@ -24,7 +24,7 @@ class ContextProbes:
     async def readiness(self) -> dict[str, bool]:
         checks = {"postgres": await self._postgres(), "rabbitmq": self._ctx.broker.connected()}
         if self._consuming:
-            checks["consumers"] = self._ctx.broker.consumers_attached()
+            checks["consumers"] = await self._ctx.broker.consumers_attached()
         return checks
 
     async def queue_depths(self) -> dict[str, int]:

@@ -8,10 +8,12 @@ matches zero rows and stops without writing anything more."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -27,9 +29,12 @@ from orchestrator.sinks.base import Resources, RowBatch
 from orchestrator.sinks.registry import parse_options, sink_type
 from orchestrator.sources.tables import KeysetSql
 from orchestrator.storage.repository import ClaimedRun, Repository
+from orchestrator.storage.retrying import retry_unavailable
 from workers.planner import table_sql
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 class LeaseLost(Exception):
@@ -111,7 +116,10 @@ class Executor:
             return
         finally:
             beat.cancel()
-        if await self._repo.complete_run(run.id, run.backfill_id, token, processed, ingested):
+        if await self._retrying(
+            lambda: self._repo.complete_run(run.id, run.backfill_id, token, processed, ingested),
+            "complete_run",
+        ):
             log.info("run_completed", rows=processed)
             metrics.run_ended(backfill["kind"], "completed", rows=processed)
         else:
@@ -120,7 +128,9 @@ class Executor:
 
     async def _release(self, run: TransferRun, token: UUID) -> None:
         try:
-            if await self._repo.release_run(run.id, run.backfill_id, token):
+            if await self._retrying(
+                lambda: self._repo.release_run(run.id, run.backfill_id, token), "release_run"
+            ):
                 log.info("run_released")
         except Exception:
             log.exception("run_release_failed")  # the reaper returns it when the lease expires
@@ -141,8 +151,11 @@ class Executor:
                 cap=self._settings.retry_max_seconds,
                 rng=self._rng,
             )
-        state = await self._repo.fail_attempt(
-            run.id, run.backfill_id, token, error, retry_in=retry_in
+        state = await self._retrying(
+            lambda: self._repo.fail_attempt(
+                run.id, run.backfill_id, token, error, retry_in=retry_in
+            ),
+            "fail_attempt",
         )
         metrics.attempt_failed(backfill["kind"], state)
         log.warning(
@@ -152,6 +165,11 @@ class Executor:
             outcome=state.value if state else "lease_lost",
             retry_in=retry_in,
         )
+
+    async def _retrying(self, op: Callable[[], Awaitable[T]], what: str) -> T:
+        # A database restart mid-run should cost a pause, not the attempt: these writes are
+        # fenced and idempotent, so they are retried for as long as the lease could last.
+        return await retry_unavailable(op, within=self._settings.lease_seconds, what=what)
 
     async def _heartbeat(
         self, run_id: int, token: UUID, lost: asyncio.Event, work: asyncio.Task[Any]
@@ -216,7 +234,8 @@ class Executor:
                 )
                 ingested = await sink.deliver(batch)
                 cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
-                if not await self._repo.checkpoint(
+                checkpoint = functools.partial(
+                    self._repo.checkpoint,
                     run.id,
                     run.backfill_id,
                     token,
@@ -224,7 +243,8 @@ class Executor:
                     len(rows),
                     ingested,
                     self._settings.lease_seconds,
-                ):
+                )
+                if not await self._retrying(checkpoint, "checkpoint"):
                     raise LeaseLost()
                 metrics.ROWS_PROCESSED.inc(len(rows))
                 if len(rows) < limit:

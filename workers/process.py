@@ -112,6 +112,14 @@ class Worker:
                     every(s.dispatch_sweep_seconds, self._stop, "dispatcher", m.dispatch)
                 ),
                 asyncio.create_task(every(s.reaper_seconds, self._stop, "planner_sweep", m.plan)),
+                asyncio.create_task(
+                    every(
+                        s.reaper_seconds,
+                        self._stop,
+                        "consumer_watch",
+                        self.ctx.broker.ensure_consumers,
+                    )
+                ),
             ]
         log.info("worker_started", worker_id=self.worker_id, consume=self._consume)
         try:

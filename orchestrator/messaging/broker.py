@@ -38,6 +38,7 @@ class Broker:
         self._consume_channel: AbstractRobustChannel | None = None
         self._declared: Declared | None = None
         self._consumers: dict[str, tuple[AbstractQueue, str]] = {}
+        self._handlers: dict[str, Handler] = {}
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
@@ -95,11 +96,13 @@ class Broker:
 
     async def consume(self, queue_name: str, handler: Handler) -> None:
         assert self._consume_channel is not None, "connect() first"
+        self._handlers[queue_name] = handler
         queue = await self._consume_channel.get_queue(queue_name, ensure=False)
         tag = await queue.consume(handler)
         self._consumers[queue_name] = (queue, tag)
 
     async def stop_consuming(self) -> None:
+        self._handlers.clear()
         consumers, self._consumers = self._consumers, {}
         for queue, tag in consumers.values():
             try:
@@ -107,14 +110,58 @@ class Broker:
             except Exception:  # the channel may already be gone; nothing is left to cancel
                 log.debug("consumer_cancel_failed", queue=queue.name)
 
-    def consumers_attached(self) -> bool:
+    async def _live_tags(self) -> set[str] | None:
+        """The consumer tags the broker currently delivers to on our consuming channel, or
+        None while the connection or the channel is down."""
         channel = self._consume_channel
+        if channel is None or channel.is_closed or not self.connected():
+            return None
+        try:
+            underlay = await channel.get_underlay_channel()
+        except Exception:  # reconnecting: the robust channel has no live channel yet
+            return None
+        # aiormq's channel keeps the tags the broker delivers to (a broker-side cancel
+        # removes one); the abstract type does not declare the attribute.
+        return set(getattr(underlay, "consumers", {}))
+
+    async def consumers_attached(self) -> bool:
+        """Every queue we consume has its consumer on the live channel."""
+        tags = await self._live_tags()
         return (
-            bool(self._consumers)
-            and channel is not None
-            and not channel.is_closed
-            and self.connected()
+            tags is not None
+            and bool(self._consumers)
+            and all(tag in tags for _, tag in self._consumers.values())
         )
+
+    async def ensure_consumers(self) -> list[str]:
+        """Re-attaches any consumer the broker dropped while the connection stayed up (a
+        cancel from the broker, a queue deleted and declared again): aio-pika's robust
+        connection restores consumers after a reconnect, not after those. Returns the
+        queues it re-attached. Does nothing while disconnected: the reconnect restores."""
+        tags = await self._live_tags()
+        if tags is None:
+            return []
+        missing = [n for n in self._handlers if self._consumers[n][1] not in tags]
+        if not missing:
+            return []
+        # The queue itself may be gone (deleted by hand, lost with a node): declaring the
+        # topology again is idempotent and brings it and its bindings back.
+        assert self._publish_channel is not None
+        self._declared = await self.topology.declare(self._publish_channel)
+        rebuilt = []
+        for name in missing:
+            handler = self._handlers[name]
+            queue, tag = self._consumers[name]
+            try:
+                # Forget the dead tag, or the next reconnect would restore it beside the new.
+                await queue.cancel(tag)
+            except Exception:
+                log.debug("consumer_cancel_failed", queue=name)
+            new_tag = await queue.consume(handler)
+            self._consumers[name] = (queue, new_tag)
+            rebuilt.append(name)
+            log.warning("consumer_reattached", queue=name)
+        return rebuilt
 
     def connected(self) -> bool:
         return (

@@ -28,6 +28,29 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
     sends on every release is a round trip for nothing."""
 
 
+# Bounds on waiting for Postgres: an unreachable database is an error in seconds (the API
+# answers 503), never a request that hangs.
+CONNECT_TIMEOUT_SECONDS = 5.0
+COMMAND_TIMEOUT_SECONDS = 60.0
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (as opposed to refusing a
+    statement): worth answering 503 and retrying an idempotent operation."""
+    return isinstance(
+        exc,
+        (
+            OSError,  # refused, reset, unreachable (ConnectionError is one)
+            TimeoutError,  # connect or acquire took too long
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,  # "connection is closed" and the like
+            asyncpg.CannotConnectNowError,  # starting up or shutting down
+            asyncpg.AdminShutdownError,
+            asyncpg.TooManyConnectionsError,
+        ),
+    )
+
+
 async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     pool = await asyncpg.create_pool(
         dsn,
@@ -35,6 +58,8 @@ async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
         max_size=max_size,
         init=_init,
         reset=_keep_session,
+        timeout=CONNECT_TIMEOUT_SECONDS,
+        command_timeout=COMMAND_TIMEOUT_SECONDS,
         # Statements are prepared per connection; a bounded cache keeps memory flat.
         statement_cache_size=256,
         server_settings={"application_name": "backfill-orchestrator"},

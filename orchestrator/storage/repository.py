@@ -584,9 +584,16 @@ class Repository:
         lease: float,
     ) -> bool:
         """Stores progress after a delivered batch and rolls the rows up, fenced by the lease:
-        False means this worker lost the run and must stop writing."""
+        False means this worker lost the run and must stop writing. Safe to retry: a
+        checkpoint whose commit went through but whose answer was lost finds its cursor
+        stored already (cursors only move forward) and adds nothing twice."""
         async with self.pool.acquire() as conn, conn.transaction():
             await lock_backfill(conn, backfill_id)
+            stored = await conn.fetchrow(q("owned_run_cursor"), run_id, token)
+            if stored is None:
+                return False
+            if stored["cursor"] == cursor:
+                return True
             ok = await conn.fetchval(
                 q("checkpoint_run"), run_id, token, cursor, processed, ingested, lease
             )

@@ -247,6 +247,9 @@ UPDATE transfer_runs SET lease_expires_at = now() + make_interval(secs => $3), u
 WHERE id = $1 AND lease_token = $2 AND state = 'running'
 RETURNING id;
 
+-- name: owned_run_cursor
+SELECT cursor FROM transfer_runs WHERE id = $1 AND lease_token = $2 AND state = 'running';
+
 -- name: checkpoint_run
 UPDATE transfer_runs SET
     cursor = $3,
