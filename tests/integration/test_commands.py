@@ -240,3 +240,63 @@ async def test_state_commands_from_the_queue_apply_once_and_cancel_twice_is_harm
             "SELECT count(*) FROM applied_commands WHERE type = 'command.pause'"
         )
         assert applied == 1
+
+
+async def test_a_command_that_fails_on_every_delivery_stops_at_the_delivery_limit(
+    ctx: Context, db: Any, producer: Producer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure that is not the message's fault (here: the service raises) requeues the
+    message; the quorum queue counts deliveries and dead-letters it at the limit, so one
+    message cannot loop for ever, and the consumer goes on with the next."""
+    target = await ctx.repo.insert_target(
+        {
+            "name": "n",
+            "kind": "date_range",
+            "handler": {"type": "noop"},
+            "max_active_runs": 2,
+            "max_attempts": 1,
+            "team_id": 1,
+        }
+    )
+    deliveries: list[uuid.UUID] = []
+    real_apply_create = ctx.service.apply_create
+
+    async def always_failing(*args: Any, **kwargs: Any) -> Any:
+        deliveries.append(kwargs["command_id"])
+        if kwargs["command_id"] == poison:
+            raise RuntimeError("the database said something unexpected")
+        return await real_apply_create(*args, **kwargs)
+
+    monkeypatch.setattr(ctx.service, "apply_create", always_failing)
+    poison = uuid.uuid4()
+    await producer.send(
+        "command.create",
+        {
+            "type": "command.create",
+            "command_id": str(poison),
+            "backfill": {"target": target.id, "start": "2024-01-01", "end": "2024-01-02"},
+        },
+    )
+
+    [dead] = await producer.dead_letters(1)
+    assert dead.headers.get("x-first-death-reason") == "delivery_limit"
+    limit = ctx.settings.delivery_limit
+    # The first delivery plus `limit` redeliveries, then no more.
+    assert deliveries.count(poison) == limit + 1
+    assert await db.fetchval("SELECT count(*) FROM backfills") == 0
+
+    good = uuid.uuid4()
+    await producer.send(
+        "command.create",
+        {
+            "type": "command.create",
+            "command_id": str(good),
+            "backfill": {"target": target.id, "start": "2024-01-01", "end": "2024-01-02"},
+        },
+    )
+
+    async def applied() -> Any:
+        return await db.fetchval("SELECT id FROM backfills WHERE command_id = $1", good)
+
+    await wait_until(applied, what="the next command applied")
+    assert deliveries.count(poison) == limit + 1
