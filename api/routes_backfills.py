@@ -7,7 +7,7 @@ import uuid
 from aiohttp import web
 
 from api import params
-from api.auth import team_of
+from api.auth import principal_of, team_of
 from api.body import RequestBody
 from api.keys import SERVICE_KEY
 from api.render import json_response
@@ -44,7 +44,10 @@ async def create_backfill(request: web.Request) -> web.Response:
     command_id = idempotency_command_id(request)
     spec = await BACKFILL_SPEC.parse(request)
     backfill = await request.app[SERVICE_KEY].create_backfill(
-        spec, team_id=team_of(request), command_id=command_id
+        spec,
+        team_id=team_of(request),
+        command_id=command_id,
+        created_by=principal_of(request).key_id,
     )
     return json_response(
         BackfillOut.from_domain(backfill),
@@ -76,7 +79,9 @@ async def get_backfill(request: web.Request) -> web.Response:
 @routes.post("/v1/backfills/{backfill}/cancel")
 async def cancel_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].cancel_backfill(ref, team_id=team_of(request))
+    backfill = await request.app[SERVICE_KEY].cancel_backfill(
+        ref, team_id=team_of(request), by=principal_of(request).key_id
+    )
     return json_response(BackfillOut.from_domain(backfill))
 
 

@@ -140,6 +140,7 @@ class FakeService(BackfillService):
         *,
         team_id: int,
         command_id: UUID | None = None,
+        created_by: int | None = None,
     ) -> Backfill:
         self._record("create_backfill", spec=spec, command_id=command_id)
         try:
@@ -230,7 +231,9 @@ class FakeService(BackfillService):
         self.backfills[moved.id] = moved
         return moved
 
-    async def cancel_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
+    async def cancel_backfill(
+        self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
+    ) -> Backfill:
         self._record("cancel_backfill", backfill_id=backfill_id)
         return self._move(backfill_id, BackfillState.CANCELLED, cancelled_at=NOW)
 
