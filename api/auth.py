@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api.compat.paths import Dialect, dialect_of
+from api.compat.paths import Dialect, dialect_of, is_compat
 from api.keys import ACCESS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from orchestrator.domain.keys import Principal, Scope
 
@@ -53,7 +53,9 @@ def scope_for(request: web.Request) -> Scope:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not needs_key(request):
+    if not needs_key(request) or (request.method == "OPTIONS" and is_compat(request.path)):
+        # A browser's CORS preflight carries no key; the compatibility APIs answer it as
+        # their systems do (Mage: 204 with its CORS headers), and it reads nothing.
         return await handler(request)
     access = request.app[ACCESS_KEY]
     principal = await access.authenticate(presented_key(request))

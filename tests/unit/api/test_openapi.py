@@ -12,8 +12,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import BaseModel
 
 from api import openapi
-from api.docs_page import render_docs
 from api.compat.paths import is_compat
+from api.docs_page import render_docs
 from api.openapi import (
     REF_TEMPLATE,
     Endpoint,
