@@ -320,6 +320,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         for action in ("cancel", "pause", "resume")
     ),
     Endpoint(
+        "POST",
+        "/v1/backfills/{backfill}/retry",
+        "retryBackfill",
+        "Retry a backfill's failed runs",
+        "backfills",
+        {200: Reply("The backfill, its failed runs pending again.", BackfillOut)},
+        problems=(404, 409, 422),
+        params=(BACKFILL_REF,),
+        description="Puts every failed run back to pending with a fresh attempt count (a "
+        "table run resumes after its last checkpoint) and a failed backfill back to "
+        "running. 422 when no run failed, or the backfill is completed or cancelled.",
+    ),
+    Endpoint(
         "GET",
         "/v1/backfills/{backfill}/runs",
         "listRuns",
@@ -429,7 +442,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 
 TAGS = (
     {"name": "targets", "description": "What backfills run against."},
-    {"name": "backfills", "description": "Start, watch, pause, resume and cancel backfills."},
+    {
+        "name": "backfills",
+        "description": "Start, watch, pause, resume, cancel and retry backfills.",
+    },
     {"name": "keys", "description": "The team's API keys (admin scope)."},
     {"name": "ops", "description": "Probes, an overview and metrics for operators."},
     {"name": "docs", "description": "This document."},

@@ -99,6 +99,13 @@ async def resume_backfill(request: web.Request) -> web.Response:
     return json_response(BackfillOut.from_domain(backfill))
 
 
+@routes.post("/v1/backfills/{backfill}/retry")
+async def retry_backfill(request: web.Request) -> web.Response:
+    ref = params.backfill_ref(request.match_info["backfill"])
+    backfill = await request.app[SERVICE_KEY].retry_backfill(ref, team_id=team_of(request))
+    return json_response(BackfillOut.from_domain(backfill))
+
+
 @routes.get("/v1/backfills/{backfill}/runs")
 async def list_runs(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])

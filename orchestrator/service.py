@@ -536,6 +536,12 @@ class BackfillService:
         """InvalidTransition (422) from completed or cancelled. `by` is the acting key."""
         return await self._act(backfill_id, "cancel", team_id, by)
 
+    async def retry_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
+        """Failed runs back to pending (attempts from zero), a failed backfill back to
+        running. 422 when none failed or the backfill is final."""
+        bid = await self.repo.backfill_id_of(backfill_id, team_id)
+        return await self.repo.retry_failed(bid)
+
     async def delete_backfill(
         self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
     ) -> Backfill:

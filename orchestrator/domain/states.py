@@ -105,6 +105,10 @@ def valid_actions(current: BackfillState) -> list[str]:
     valid = [a for a, s in ACTIONS.items() if a != "resume" and s in BACKFILL_TRANSITIONS[current]]
     if current == B.PAUSED:
         valid.append("resume")
+    if current == B.FAILED:
+        # Retry puts failed runs back to pending (it also works on a backfill that is still
+        # running with some runs failed, but from failed it is the way on).
+        valid.append("retry")
     return sorted(valid)
 
 

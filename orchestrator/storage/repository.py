@@ -13,6 +13,7 @@ import asyncpg
 from orchestrator.domain.models import Backfill, ErrorEntry, Target, TransferRun
 from orchestrator.domain.states import (
     BACKFILL_DISPATCHABLE,
+    BACKFILL_FINAL,
     BACKFILL_TERMINAL,
     BackfillState,
     RunState,
@@ -21,7 +22,7 @@ from orchestrator.domain.states import (
     sources_for,
     valid_actions,
 )
-from orchestrator.errors import Conflict, InvalidTransition, NotFound
+from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from orchestrator.storage.database import Conn, Pool
 from orchestrator.storage.queries import q
 
@@ -485,6 +486,29 @@ class Repository:
                 )
             if command is not None:
                 await enqueue(conn, command["type"], command)
+            return await self._with_report(conn, row)
+
+    async def retry_failed(self, backfill_id: int) -> Backfill:
+        """Puts every failed run back to pending with a fresh attempt count, and a failed
+        backfill back to running, in one transaction; dispatch tops up at once.
+        InvalidTransition from a final state; ValidationFailed when nothing failed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await lock_backfill(conn, backfill_id)
+            state = BackfillState(row["state"])
+            if state in BACKFILL_FINAL or state == B.DRAFT:
+                raise InvalidTransition(
+                    "backfill", state.value, "retry", valid_actions(state), action=True
+                )
+            n = await conn.fetchval(q("retry_failed_runs"), backfill_id)
+            if not n:
+                raise ValidationFailed(
+                    f"backfill {backfill_id} has no failed runs to retry",
+                    extra={"current_state": state.value},
+                )
+            row = await one(conn, "uncount_failed_runs", backfill_id, n)
+            if state == B.FAILED:
+                row = await set_state(conn, backfill_id, B.RUNNING)
+            await dispatch(conn, row)
             return await self._with_report(conn, row)
 
     async def record_command(self, command_id: UUID, kind: str, backfill_id: int | None) -> bool:

@@ -129,4 +129,4 @@ def test_resume_goes_back_to_where_it_was() -> None:
 
 
 def test_failed_backfill_cannot_be_resumed_only_cancelled() -> None:
-    assert valid_actions(B.FAILED) == ["cancel"]
+    assert valid_actions(B.FAILED) == ["cancel", "retry"]

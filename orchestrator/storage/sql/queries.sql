@@ -415,3 +415,19 @@ UPDATE backfills SET cancelled_by = $2 WHERE id = $1 RETURNING *;
 
 -- name: mark_backfill_deleted
 UPDATE backfills SET deleted_at = now(), updated_at = now() WHERE id = $1 RETURNING *;
+
+-- name: retry_failed_runs
+-- A retry starts each failed run afresh: its attempts count from zero again, and a table
+-- run resumes after its last checkpoint.
+WITH retried AS (
+    UPDATE transfer_runs SET
+        state = 'pending', attempt = 0, not_before = now(),
+        queued_at = NULL, finished_at = NULL, updated_at = now()
+    WHERE backfill_id = $1 AND state = 'failed'
+    RETURNING 1)
+SELECT count(*) FROM retried;
+
+-- name: uncount_failed_runs
+UPDATE backfills SET runs_failed = runs_failed - $2, failed_at = NULL, updated_at = now()
+WHERE id = $1
+RETURNING *;

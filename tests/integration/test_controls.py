@@ -1,0 +1,119 @@
+"""The operator's controls on a running system, each observed on the runs it changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.handlers.base import Handler, WindowRun
+from orchestrator.handlers.registry import HANDLER_TYPES
+from orchestrator.sinks.base import Resources
+from tests.helpers import api, wait_backfill
+
+pytestmark = pytest.mark.integration
+
+
+class _NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Switch:
+    """A handler that fails while `failing` is set, and records every attempt it saw."""
+
+    name = "switch"
+    options_model: type[BaseModel] = _NoOptions
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.attempts: dict[int, list[int]] = {}
+
+    async def validate(self, options: BaseModel, resources: Resources) -> None:
+        return None
+
+    async def open(self, options: BaseModel, resources: Resources) -> Handler:
+        return self
+
+    async def run(self, window: WindowRun) -> int | None:
+        self.attempts.setdefault(window.run_id, []).append(window.attempt)
+        if self.failing:
+            raise RuntimeError("the warehouse is read-only")
+        return 1
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def switch() -> Iterator[Switch]:
+    handler = Switch()
+    HANDLER_TYPES[handler.name] = handler
+    yield handler
+    HANDLER_TYPES.pop(handler.name, None)
+
+
+async def test_retry_puts_failed_runs_back_and_the_backfill_finishes(
+    client: Any, switch: Switch
+) -> None:
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={"name": "w", "kind": "date_range", "handler": {"type": "switch"}, "max_attempts": 2},
+    )
+    created = await api(
+        client,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={"target": "w", "start": "2024-01-01", "end": "2024-01-03"},
+    )
+    failed = await wait_backfill(client, created["id"], {"failed", "completed"})
+    assert failed["state"] == "failed"
+    assert failed["runs_failed"] == 3
+    assert len(failed["error_report"]) == 3
+
+    switch.failing = False
+    retried = await api(client, "POST", f"/v1/backfills/{created['id']}/retry", 200)
+    assert retried["state"] == "running"
+    assert retried["runs_failed"] == 0
+    assert retried["error_report"] == []
+    assert retried["failed_at"] is None
+
+    done = await wait_backfill(client, created["id"], {"failed", "completed"})
+    assert done["state"] == "completed"
+    assert done["runs_completed"] == 3
+    assert done["runs_failed"] == 0
+    # Each run had its two attempts, then a fresh count: attempt 1 again.
+    assert sorted(switch.attempts.values()) == [[1, 2, 1]] * 3
+
+    refused = await api(client, "POST", f"/v1/backfills/{created['id']}/retry", 422)
+    assert refused["code"] == "invalid_state_transition"
+    assert refused["valid_actions"] == []
+
+
+async def test_retry_without_failed_runs_is_422_and_changes_nothing(client: Any) -> None:
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={"name": "n", "kind": "date_range", "handler": {"type": "noop"}},
+    )
+    created = await api(
+        client,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={"target": "n", "start": "2024-01-01", "end": "2024-01-02"},
+    )
+    paused = await api(client, "POST", f"/v1/backfills/{created['id']}/pause", 200)
+    refused = await api(client, "POST", f"/v1/backfills/{created['id']}/retry", 422)
+    assert refused["code"] == "validation_failed"
+    assert "no failed runs" in refused["detail"]
+    after = await api(client, "GET", f"/v1/backfills/{created['id']}", 200)
+    assert after["state"] == paused["state"] == "paused"
+    await api(client, "POST", "/v1/backfills/999999/retry", 404)
