@@ -30,7 +30,7 @@ from orchestrator.sinks.registry import parse_options, sink_type
 from orchestrator.sources.tables import KeysetSql
 from orchestrator.storage.repository import ClaimedRun, Repository
 from orchestrator.storage.retrying import retry_unavailable
-from workers.planner import table_sql
+from workers.planner import plan_of, table_sql
 
 log = structlog.get_logger(__name__)
 
@@ -268,7 +268,10 @@ class Executor:
                     window_start=run.window_start,
                     window_end=run.window_end,
                     variables=window_variables(
-                        backfill["variables"], run.window_start, run.window_end
+                        backfill["variables"],
+                        run.window_start,
+                        run.window_end,
+                        previous_start=plan_of(backfill).previous_start(run.seq),
                     ),
                     backfill_id=run.backfill_id,
                     run_id=run.id,
@@ -291,7 +294,9 @@ class Executor:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-def window_variables(variables: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
+def window_variables(
+    variables: dict[str, Any], start: datetime, end: datetime, *, previous_start: datetime
+) -> dict[str, Any]:
     """What a date-range run's handler sees: the backfill's variables plus its window, under
     this service's names and Mage's (interval_*_datetime, ds, hr), so a pipeline written for
     Mage's backfills reads the same variables here."""
@@ -301,6 +306,8 @@ def window_variables(variables: dict[str, Any], start: datetime, end: datetime) 
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
         "interval_seconds": (end - start).total_seconds(),
+        # The window before this one in the range (before the range, for the first).
+        "previous_window_start": previous_start.isoformat(),
         "interval_start_datetime": start.isoformat(),
         "interval_end_datetime": end.isoformat(),
         "ds": start.strftime("%Y-%m-%d"),

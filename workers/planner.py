@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from orchestrator.domain.models import IntervalType, RunOrder
 from orchestrator.domain.specs import DateOrDatetime
-from orchestrator.domain.windows import window_plan
+from orchestrator.domain.windows import WindowPlan, window_plan
 from orchestrator.settings import Settings
 from orchestrator.sources.pools import SourcePools
 from orchestrator.sources.tables import KeysetSql, quote_ident
@@ -24,6 +24,21 @@ from orchestrator.storage.repository import Repository
 
 log = structlog.get_logger(__name__)
 _RANGE_VALUE: TypeAdapter[Any] = TypeAdapter(DateOrDatetime)
+
+
+def plan_of(row: asyncpg.Record) -> WindowPlan:
+    """A date-range backfill's windows, rebuilt from what it stored: the planner and the
+    executor compute the same ones."""
+    given = row["range_input"]
+    return window_plan(
+        _RANGE_VALUE.validate_python(given["start"]),
+        _RANGE_VALUE.validate_python(given["end"]),
+        IntervalType(row["interval_type"]),
+        row["interval_units"],
+        row["time_zone"],
+        RunOrder(row["run_order"]),
+        end_inclusive=row["end_inclusive"],
+    )
 
 
 def table_sql(qualified: str) -> str:
@@ -85,16 +100,7 @@ class Planner:
         return True
 
     async def _plan_range(self, row: asyncpg.Record, token: UUID) -> None:
-        given = row["range_input"]
-        plan = window_plan(
-            _RANGE_VALUE.validate_python(given["start"]),
-            _RANGE_VALUE.validate_python(given["end"]),
-            IntervalType(row["interval_type"]),
-            row["interval_units"],
-            row["time_zone"],
-            RunOrder(row["run_order"]),
-            end_inclusive=row["end_inclusive"],
-        )
+        plan = plan_of(row)
         batch: list[dict[str, Any]] = []
         size = self._settings.planner_batch_runs
         for seq, window in plan.windows(from_seq=row["planning_seq"]):

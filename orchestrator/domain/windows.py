@@ -113,6 +113,13 @@ class WindowPlan:
         k = self._index(seq)
         return Window(start=self._start_of(k), end=self._start_of(k + 1))
 
+    def previous_start(self, seq: int) -> datetime:
+        """The start of the window before window `seq` in range order: for the first
+        window, the one the range would have had before its start."""
+        if not 0 <= seq < self.count:
+            raise IndexError(f"seq {seq} out of range for {self.count} windows")
+        return self._start_of(self._index(seq) - 1)
+
     def windows(self, from_seq: int = 0) -> Iterator[tuple[int, Window]]:
         """(seq, window) from `from_seq` to the end; from_seq == count yields nothing."""
         if not 0 <= from_seq <= self.count:

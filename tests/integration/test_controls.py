@@ -29,6 +29,7 @@ class Switch:
     def __init__(self) -> None:
         self.failing = True
         self.attempts: dict[int, list[int]] = {}
+        self.variables: list[dict[str, Any]] = []
 
     async def validate(self, options: BaseModel, resources: Resources) -> None:
         return None
@@ -38,6 +39,7 @@ class Switch:
 
     async def run(self, window: WindowRun) -> int | None:
         self.attempts.setdefault(window.run_id, []).append(window.attempt)
+        self.variables.append(window.variables)
         if self.failing:
             raise RuntimeError("the warehouse is read-only")
         return 1
@@ -117,3 +119,51 @@ async def test_retry_without_failed_runs_is_422_and_changes_nothing(client: Any)
     after = await api(client, "GET", f"/v1/backfills/{created['id']}", 200)
     assert after["state"] == paused["state"] == "paused"
     await api(client, "POST", "/v1/backfills/999999/retry", 404)
+
+
+async def test_each_run_receives_its_window_and_the_previous_windows_start(
+    client: Any, switch: Switch
+) -> None:
+    switch.failing = False
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={
+            "name": "w",
+            "kind": "date_range",
+            "handler": {"type": "switch"},
+            "variables": {"warehouse": "eu"},
+        },
+    )
+    created = await api(
+        client,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={
+            "target": "w",
+            "start": "2024-01-01",
+            "end": "2024-01-02",
+            "order": "newest_first",
+            "variables": {"mode": "full"},
+        },
+    )
+    await wait_backfill(client, created["id"], {"completed"})
+    by_day = {v["window_start"][:10]: v for v in switch.variables}
+    assert by_day["2024-01-02"] == {
+        "warehouse": "eu",
+        "mode": "full",
+        "execution_date": "2024-01-02T00:00:00+00:00",
+        "window_start": "2024-01-02T00:00:00+00:00",
+        "window_end": "2024-01-03T00:00:00+00:00",
+        "interval_seconds": 86400.0,
+        "previous_window_start": "2024-01-01T00:00:00+00:00",
+        "interval_start_datetime": "2024-01-02T00:00:00+00:00",
+        "interval_end_datetime": "2024-01-03T00:00:00+00:00",
+        "ds": "2024-01-02",
+        "hr": "00",
+    }
+    # The first window's predecessor lies before the range.
+    assert by_day["2024-01-01"]["previous_window_start"] == "2023-12-31T00:00:00+00:00"

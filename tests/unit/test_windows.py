@@ -421,3 +421,17 @@ def test_bad_inputs() -> None:
         plan.windows(from_seq=3)
     with pytest.raises(IndexError):
         plan.window_at(-1)
+
+
+def test_previous_start_is_the_window_before_in_range_order_even_before_the_range() -> None:
+    plan = window_plan(
+        date(2024, 1, 31), date(2024, 4, 30), IntervalType.MONTH, 1, "UTC", RunOrder.NEWEST_FIRST
+    )
+    # Newest first: seq 0 is the April window (Apr 30), whose predecessor is Mar 31.
+    assert plan.window_at(0).start == datetime(2024, 4, 30, tzinfo=UTC)
+    assert plan.previous_start(0) == datetime(2024, 3, 31, tzinfo=UTC)
+    # The oldest window's predecessor lies before the range: Dec 31.
+    assert plan.window_at(plan.count - 1).start == datetime(2024, 1, 31, tzinfo=UTC)
+    assert plan.previous_start(plan.count - 1) == datetime(2023, 12, 31, tzinfo=UTC)
+    with pytest.raises(IndexError):
+        plan.previous_start(plan.count)
