@@ -30,7 +30,7 @@ from api.problem_schema import Problem
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.request_id import HEADER as REQUEST_ID_HEADER
 from api.routes_keys import CreatedKey, KeyCreate, KeyList
-from api.schemas import BackfillOut, PageOut, RunOut, TargetOut
+from api.schemas import BackfillOut, DryRunOut, PageOut, RunOut, TargetOut
 from orchestrator.domain.specs import BackfillSpec, Name, TargetPatch, TargetSpec
 from orchestrator.domain.states import BackfillState, RunState
 
@@ -107,6 +107,13 @@ AFTER = Param(
     "query",
     Id,
     "Keyset cursor: the `next_after` of the previous page. Omit it for the first page.",
+)
+DRY_RUN = Param(
+    "dry_run",
+    "query",
+    bool,
+    "Validate and show what would be made, without creating anything.",
+    default=False,
 )
 LIMIT = Param("limit", "query", Limit, "Items per page.", default=DEFAULT_LIMIT)
 PAGE = (AFTER, LIMIT)
@@ -276,13 +283,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Start a backfill",
         "backfills",
         {
+            200: Reply(
+                "With `dry_run=true`: what the backfill would make, nothing created.", DryRunOut
+            ),
             201: _created(BackfillOut, "backfill"),
         },
         problems=(400, 409, 413, 422),
         body=BackfillSpec,
-        params=(IDEMPOTENCY,),
+        params=(IDEMPOTENCY, DRY_RUN, *PAGE),
         description="Table fields apply to table targets, window fields to date-range "
-        "targets. With an `Idempotency-Key`, a retry answers with the first backfill (201).",
+        "targets. With an `Idempotency-Key`, a retry answers with the first backfill (201). "
+        "With `dry_run=true` the request is validated exactly as a create, and the answer "
+        "(200) lists a page of the runs it would make (`after` is a run's `seq`), a table's "
+        "row estimate and the active backfill it would conflict with, if any.",
     ),
     Endpoint(
         "GET",

@@ -64,6 +64,17 @@ class QueryParams:
             return default
         return value
 
+    def boolean(self, name: str) -> bool:
+        """`true`/`false` (also 1/0); absent is false."""
+        raw = self._single(name)
+        if raw is None:
+            return False
+        value = {"true": True, "1": True, "false": False, "0": False}.get(raw.lower())
+        if value is None:
+            self._fail(name, "Input should be true or false")
+            return False
+        return value
+
     def after(self) -> int | None:
         return self.integer("after")
 

@@ -11,7 +11,7 @@ from api.auth import principal_of, team_of
 from api.body import RequestBody
 from api.keys import SERVICE_KEY
 from api.render import json_response
-from api.schemas import BackfillOut, backfills_page, runs_page
+from api.schemas import BackfillOut, DryRunOut, backfills_page, runs_page
 from orchestrator.domain.specs import BackfillSpec
 from orchestrator.domain.states import BackfillState, RunState
 from orchestrator.errors import BadRequest
@@ -41,8 +41,17 @@ def idempotency_command_id(request: web.Request) -> uuid.UUID | None:
 
 @routes.post("/v1/backfills")
 async def create_backfill(request: web.Request) -> web.Response:
+    query = params.QueryParams(request.query, allowed=("dry_run", *_PAGE))
+    dry_run = query.boolean("dry_run")
+    after, limit = query.after(), query.limit()
+    query.check()
     command_id = idempotency_command_id(request)
     spec = await BACKFILL_SPEC.parse(request)
+    if dry_run:
+        result = await request.app[SERVICE_KEY].dry_run(
+            spec, team_id=team_of(request), after=after, limit=limit
+        )
+        return json_response(DryRunOut.from_domain(result))
     backfill = await request.app[SERVICE_KEY].create_backfill(
         spec,
         team_id=team_of(request),

@@ -24,7 +24,7 @@ from orchestrator.domain.models import (
     TransferRun,
 )
 from orchestrator.domain.states import BackfillState, RunState
-from orchestrator.service import Page
+from orchestrator.service import DryRun, Page
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_datetime, return_type=str)]
 
@@ -264,3 +264,47 @@ def runs_page(page: Page[TransferRun]) -> PageOut[RunOut]:
     return PageOut[RunOut](
         data=[RunOut.from_domain(r) for r in page.items], next_after=page.next_after
     )
+
+
+class PlannedRunOut(_Out):
+    """A run a backfill would make: a key range (table) or a window (date range)."""
+
+    seq: int
+    lower_key: list[str] | None
+    upper_key: list[str] | None
+    window_start: Timestamp | None
+    window_end: Timestamp | None
+
+
+class DryRunOut(_Out):
+    """What creating the backfill would do; nothing was created."""
+
+    dry_run: bool = True
+    target_id: int
+    kind: TargetKind
+    runs_total: int | None
+    rows_estimate: int | None
+    conflicting_backfill_id: int | None
+    runs: list[PlannedRunOut]
+    next_after: int | None
+
+    @classmethod
+    def from_domain(cls, result: DryRun) -> DryRunOut:
+        return cls(
+            target_id=result.target_id,
+            kind=result.kind,
+            runs_total=result.runs_total,
+            rows_estimate=result.rows_estimate,
+            conflicting_backfill_id=result.conflicting_backfill_id,
+            runs=[
+                PlannedRunOut(
+                    seq=r.seq,
+                    lower_key=r.lower_key,
+                    upper_key=r.upper_key,
+                    window_start=r.window_start,
+                    window_end=r.window_end,
+                )
+                for r in result.runs
+            ],
+            next_after=result.next_after,
+        )

@@ -6,6 +6,7 @@ rules of their own."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
@@ -41,7 +42,13 @@ from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources
 from orchestrator.sinks.registry import parse_options, sink_type
 from orchestrator.sources.pools import SourcePools
-from orchestrator.sources.tables import TableShape, describe_table, estimate_rows
+from orchestrator.sources.tables import (
+    KeysetSql,
+    TableShape,
+    describe_table,
+    estimate_rows,
+    table_sql,
+)
 from orchestrator.storage.repository import Repository
 
 T = TypeVar("T")
@@ -96,6 +103,30 @@ def _as_shown(value: date | datetime | None, zone: ZoneInfo) -> datetime | None:
     if not isinstance(value, datetime):
         return datetime.combine(value, time(), zone)
     return value if value.tzinfo is not None else value.replace(tzinfo=zone)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run a backfill would make: a key range (table) or a window (date range)."""
+
+    seq: int
+    lower_key: list[str] | None = None
+    upper_key: list[str] | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What creating a backfill would do, without doing it."""
+
+    target_id: int
+    kind: TargetKind
+    runs_total: int | None  # exact for a date range; a table's is known only by scanning
+    rows_estimate: int | None
+    conflicting_backfill_id: int | None
+    runs: list[PlannedRun]
+    next_after: int | None
 
 
 def _field_error(pointer: str, message: str) -> ValidationFailed:
@@ -367,6 +398,98 @@ class BackfillService:
                 f"the range makes {plan.count} runs, more than the limit of {limit}; "
                 "use a larger interval or split the range",
             )
+
+    async def dry_run(
+        self, spec: BackfillSpec, *, team_id: int, after: int | None, limit: int
+    ) -> DryRun:
+        """Validates `spec` exactly as a create would and says what it would make: a page of
+        its runs (`after` is the last seq of the previous page), the row estimate of a
+        table, and the active backfill it would conflict with, if any. Writes nothing."""
+        try:
+            target = await self.repo.get_target(spec.target, team_id)
+        except NotFound:
+            raise _field_error("/target", f"target {spec.target!r} not found") from None
+        from_seq = 0 if after is None else after + 1
+        if target.kind == TargetKind.TABLE:
+            values = await self._table_values(spec, target)
+            conflict = await self.repo.find_overlap(
+                {"kind": "table", "target_id": target.id, **values}
+            )
+            rows_estimate, runs, more = await self._table_preview(target, values, from_seq, limit)
+            runs_total = None
+        else:
+            values = self._range_values(spec, target)
+            conflict = await self.repo.find_overlap(
+                {"kind": "date_range", "target_id": target.id, **values}
+            )
+            plan = self.plan_for(
+                spec.start,  # type: ignore[arg-type]  # _range_values checked both are set
+                spec.end,  # type: ignore[arg-type]
+                IntervalType(values["interval_type"]),
+                values["interval_units"],
+                spec.time_zone,
+                spec.order.value,
+                end_inclusive=spec.end_inclusive,
+            )
+            runs = [
+                PlannedRun(seq=seq, window_start=w.start, window_end=w.end)
+                for seq, w in itertools.islice(plan.windows(min(from_seq, plan.count)), limit + 1)
+            ]
+            more = len(runs) > limit
+            runs = runs[:limit]
+            runs_total, rows_estimate = plan.count, None
+        return DryRun(
+            target_id=target.id,
+            kind=target.kind,
+            runs_total=runs_total,
+            rows_estimate=rows_estimate,
+            conflicting_backfill_id=conflict,
+            runs=runs,
+            next_after=runs[-1].seq if more and runs else None,
+        )
+
+    async def _table_preview(
+        self, target: Target, values: dict[str, Any], from_seq: int, limit: int
+    ) -> tuple[int | None, list[PlannedRun], bool]:
+        """The key ranges the planner would cut, from the first, up to the page asked for:
+        the same keyset query, walked without writing (a later page rescans the earlier
+        ones' boundaries, through the key's index)."""
+        assert target.source is not None
+        pool = await self.sources.get(target.source)
+        keyset = KeysetSql.build(
+            table_sql(values["table_name"]), values["key_columns"], values["key_types"]
+        )
+        chunk: int = values["chunk_size"]
+        runs: list[PlannedRun] = []
+        async with pool.acquire() as conn:
+            estimate = await estimate_rows(conn, values["table_name"])
+            top = await conn.fetchrow(keyset.max_key())
+            if top is None:
+                return estimate, [], False
+            upper = [str(v) for v in top.values()]
+            cursor: list[str] | None = None
+            seq = 0
+            wanted = from_seq + limit + 1  # one more than the page: is there another?
+            while seq < wanted and cursor != upper:
+                batch = min(self.settings.planner_batch_runs, wanted - seq)
+                bounds = await conn.fetch(
+                    keyset.boundaries(cursor is not None),
+                    *(cursor or []),
+                    *upper,
+                    chunk * batch,
+                    chunk,
+                )
+                keys = [[str(v) for v in b.values()] for b in bounds]
+                if len(keys) < batch and (not keys or keys[-1] != upper):
+                    keys.append(upper)  # the tail, as the planner makes it
+                for key in keys:
+                    if seq >= from_seq:
+                        runs.append(PlannedRun(seq=seq, lower_key=cursor, upper_key=key))
+                    cursor, seq = key, seq + 1
+                if len(bounds) < batch:
+                    break
+        more = len(runs) > limit
+        return estimate, runs[:limit], more
 
     async def _table_values(self, spec: BackfillSpec, target: Target) -> dict[str, Any]:
         wrong = [f for f in ("start", "end", "interval_type", "interval_units") if getattr(spec, f)]

@@ -27,10 +27,10 @@ from orchestrator.handlers.registry import handler_type
 from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources, RowBatch
 from orchestrator.sinks.registry import parse_options, sink_type
-from orchestrator.sources.tables import KeysetSql
+from orchestrator.sources.tables import KeysetSql, table_sql
 from orchestrator.storage.repository import ClaimedRun, Repository
 from orchestrator.storage.retrying import retry_unavailable
-from workers.planner import plan_of, table_sql
+from workers.planner import plan_of
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ from orchestrator.domain.specs import DateOrDatetime
 from orchestrator.domain.windows import WindowPlan, window_plan
 from orchestrator.settings import Settings
 from orchestrator.sources.pools import SourcePools
-from orchestrator.sources.tables import KeysetSql, quote_ident
+from orchestrator.sources.tables import KeysetSql, table_sql
 from orchestrator.storage.repository import Repository
 
 log = structlog.get_logger(__name__)
@@ -39,11 +39,6 @@ def plan_of(row: asyncpg.Record) -> WindowPlan:
         RunOrder(row["run_order"]),
         end_inclusive=row["end_inclusive"],
     )
-
-
-def table_sql(qualified: str) -> str:
-    schema, name = qualified.split(".", 1)
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
 
 
 class Planner:

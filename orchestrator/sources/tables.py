@@ -116,6 +116,12 @@ async def estimate_rows(
     return int(estimate) if estimate is not None and estimate >= 0 else None
 
 
+def table_sql(qualified: str) -> str:
+    """`schema.table` as a quoted SQL name."""
+    schema, name = qualified.split(".", 1)
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
 @dataclass(frozen=True)
 class KeysetSql:
     """SQL for one table's keyset scans. Parameters: key values as text, cast back to type."""

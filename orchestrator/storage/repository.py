@@ -308,6 +308,16 @@ class Repository:
                     extra={"conflicting_backfill_id": other},
                 )
 
+    async def find_overlap(self, values: dict[str, Any]) -> int | None:
+        """The active backfill a backfill with `values` would conflict with, if any (for a
+        dry run: read without the target's lock, so a create can still lose a race)."""
+        async with self.pool.acquire() as conn:
+            try:
+                await self._refuse_overlap(conn, values)
+            except Conflict as exc:
+                return int(exc.extra["conflicting_backfill_id"])
+            return None
+
     async def start_draft(
         self,
         backfill_id: int,

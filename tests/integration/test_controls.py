@@ -167,3 +167,93 @@ async def test_each_run_receives_its_window_and_the_previous_windows_start(
     }
     # The first window's predecessor lies before the range.
     assert by_day["2024-01-01"]["previous_window_start"] == "2023-12-31T00:00:00+00:00"
+
+
+async def test_a_dry_run_shows_the_windows_and_the_overlap_and_creates_nothing(
+    client: Any, db: Any
+) -> None:
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={"name": "n", "kind": "date_range", "handler": {"type": "noop"}},
+    )
+    body = {"target": "n", "start": "2024-01-01", "end": "2024-01-10", "order": "newest_first"}
+    first = await api(client, "POST", "/v1/backfills?dry_run=true&limit=4", 200, json=body)
+    assert first["dry_run"] is True
+    assert first["runs_total"] == 10
+    assert first["rows_estimate"] is None
+    assert first["conflicting_backfill_id"] is None
+    assert [r["window_start"][:10] for r in first["runs"]] == [
+        "2024-01-10",
+        "2024-01-09",
+        "2024-01-08",
+        "2024-01-07",
+    ]
+    assert first["next_after"] == 3
+    last = await api(client, "POST", "/v1/backfills?dry_run=true&limit=4&after=7", 200, json=body)
+    assert [r["seq"] for r in last["runs"]] == [8, 9]
+    assert last["next_after"] is None
+    assert await db.fetchval("SELECT count(*) FROM backfills") == 0
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+
+    # Bad input is refused exactly as a create would refuse it.
+    await api(client, "POST", "/v1/backfills?dry_run=true", 422, json={**body, "end": "2023-01-01"})
+    await api(client, "POST", "/v1/backfills?dry_run=maybe", 422, json=body)
+
+    # An active backfill over the same days is named, not refused.
+    paused = await api(client, "POST", "/v1/backfills", 201, json=body)
+    await api(client, "POST", f"/v1/backfills/{paused['id']}/pause", 200)
+    again = await api(client, "POST", "/v1/backfills?dry_run=true", 200, json=body)
+    assert again["conflicting_backfill_id"] == paused["id"]
+
+
+async def test_a_table_dry_run_shows_the_key_ranges_the_planner_would_cut(
+    client: Any, db: Any
+) -> None:
+    await db.execute("CREATE TABLE items (id bigint PRIMARY KEY)")
+    await db.execute("INSERT INTO items SELECT g FROM generate_series(1, 95) g")
+    await db.execute("ANALYZE items")
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={
+            "name": "items",
+            "kind": "table",
+            "tables": ["items"],
+            "chunk_size": 20,
+            "sink": {"type": "null"},
+        },
+    )
+    preview = await api(
+        client, "POST", "/v1/backfills?dry_run=true&limit=3", 200, json={"target": "items"}
+    )
+    assert preview["rows_estimate"] == 95
+    assert [(r["lower_key"], r["upper_key"]) for r in preview["runs"]] == [
+        (None, ["20"]),
+        (["20"], ["40"]),
+        (["40"], ["60"]),
+    ]
+    rest = await api(
+        client,
+        "POST",
+        f"/v1/backfills?dry_run=true&limit=3&after={preview['next_after']}",
+        200,
+        json={"target": "items"},
+    )
+    assert [(r["lower_key"], r["upper_key"]) for r in rest["runs"]] == [
+        (["60"], ["80"]),
+        (["80"], ["95"]),
+    ]
+    assert rest["next_after"] is None
+
+    # The runs a real backfill makes are the ones the dry run showed.
+    created = await api(client, "POST", "/v1/backfills", 201, json={"target": "items"})
+    await wait_backfill(client, created["id"], {"completed"})
+    runs = await api(client, "GET", f"/v1/backfills/{created['id']}/runs", 200)
+    assert [(r["lower_key"], r["upper_key"]) for r in runs["data"]] == [
+        (r["lower_key"], r["upper_key"]) for r in preview["runs"] + rest["runs"]
+    ]

@@ -185,7 +185,12 @@ def test_parameters_are_documented() -> None:
         "after": "query",
         "limit": "query",
     }
-    assert names(("POST", "/v1/backfills")) == {"Idempotency-Key": "header"}
+    assert names(("POST", "/v1/backfills")) == {
+        "Idempotency-Key": "header",
+        "dry_run": "query",
+        "after": "query",
+        "limit": "query",
+    }
     idempotency = ops[("POST", "/v1/backfills")]["parameters"][0]
     assert idempotency["required"] is False
     assert idempotency["schema"] == {"type": "string", "minLength": 1, "maxLength": 255}
