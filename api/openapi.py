@@ -31,7 +31,7 @@ from api.problems import PROBLEM_CONTENT_TYPE
 from api.request_id import HEADER as REQUEST_ID_HEADER
 from api.routes_keys import CreatedKey, KeyCreate, KeyList
 from api.schemas import BackfillOut, DryRunOut, PageOut, RunOut, TargetOut
-from orchestrator.domain.specs import BackfillSpec, Name, TargetPatch, TargetSpec
+from orchestrator.domain.specs import BackfillPatch, BackfillSpec, Name, TargetPatch, TargetSpec
 from orchestrator.domain.states import BackfillState, RunState
 
 OPENAPI_VERSION = "3.1.0"
@@ -331,6 +331,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "does not allow it.",
         )
         for action in ("cancel", "pause", "resume")
+    ),
+    Endpoint(
+        "PATCH",
+        "/v1/backfills/{backfill}",
+        "updateBackfill",
+        "Change or re-plan a backfill",
+        "backfills",
+        {200: Reply("The backfill as changed.", BackfillOut)},
+        problems=(400, 404, 409, 413, 422),
+        body=BackfillPatch,
+        params=(BACKFILL_REF,),
+        description="Only the fields given change. `name` and `max_active_runs` change at "
+        "any time. A date-range backfill's window, interval, zone, order and variables change "
+        "until its first run starts: it is planned again (422 after that).",
     ),
     Endpoint(
         "POST",

@@ -12,13 +12,14 @@ from api.body import RequestBody
 from api.keys import SERVICE_KEY
 from api.render import json_response
 from api.schemas import BackfillOut, DryRunOut, backfills_page, runs_page
-from orchestrator.domain.specs import BackfillSpec
+from orchestrator.domain.specs import BackfillPatch, BackfillSpec
 from orchestrator.domain.states import BackfillState, RunState
 from orchestrator.errors import BadRequest
 
 routes = web.RouteTableDef()
 
 BACKFILL_SPEC = RequestBody[BackfillSpec](BackfillSpec)
+BACKFILL_PATCH = RequestBody[BackfillPatch](BackfillPatch)
 
 _PAGE = ("after", "limit")
 
@@ -82,6 +83,14 @@ async def list_backfills(request: web.Request) -> web.Response:
 async def get_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     backfill = await request.app[SERVICE_KEY].get_backfill(ref, team_id=team_of(request))
+    return json_response(BackfillOut.from_domain(backfill))
+
+
+@routes.patch("/v1/backfills/{backfill}")
+async def update_backfill(request: web.Request) -> web.Response:
+    ref = params.backfill_ref(request.match_info["backfill"])
+    patch = await BACKFILL_PATCH.parse(request)
+    backfill = await request.app[SERVICE_KEY].update_backfill(ref, patch, team_id=team_of(request))
     return json_response(BackfillOut.from_domain(backfill))
 
 

@@ -123,6 +123,7 @@ class BackfillOut(_Out):
     chunk_size: int | None
     start: Timestamp | None
     end: Timestamp | None
+    end_inclusive: bool
     interval_type: IntervalType | None
     interval_units: int | None
     time_zone: str | None
@@ -162,6 +163,7 @@ class BackfillOut(_Out):
             chunk_size=backfill.chunk_size,
             start=backfill.range_start,
             end=backfill.range_end,
+            end_inclusive=backfill.end_inclusive,
             interval_type=backfill.interval_type,
             interval_units=backfill.interval_units,
             time_zone=backfill.time_zone,

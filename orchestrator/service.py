@@ -26,6 +26,8 @@ from orchestrator.domain.models import (
     TransferRun,
 )
 from orchestrator.domain.specs import (
+    PLAN_FIELDS,
+    BackfillPatch,
     BackfillSpec,
     DateOrDatetime,
     DateRangeTargetSpec,
@@ -49,7 +51,7 @@ from orchestrator.sources.tables import (
     estimate_rows,
     table_sql,
 )
-from orchestrator.storage.repository import Repository
+from orchestrator.storage.repository import REPLANNABLE, Repository
 
 T = TypeVar("T")
 
@@ -91,6 +93,7 @@ def draft_of(backfill: Backfill) -> DraftSpec:
         interval_type=backfill.interval_type,
         interval_units=backfill.interval_units,
         time_zone=backfill.time_zone or "UTC",
+        order=backfill.run_order or RunOrder.OLDEST_FIRST,
         variables=backfill.variables,
     )
 
@@ -344,11 +347,72 @@ class BackfillService:
             interval_type=draft.interval_type,
             interval_units=draft.interval_units,
             time_zone=draft.time_zone,
+            order=draft.order,
             variables=draft.variables,
         )
         values = self._range_values(spec, target)
         assert current.command_id is not None
         return await self.repo.start_draft(
+            current.id,
+            values,
+            announce_create=_create_command(spec, target, current.command_id),
+        )
+
+    async def update_backfill(
+        self, backfill_ref: int | UUID, patch: BackfillPatch, *, team_id: int
+    ) -> Backfill:
+        """The name and max_active_runs change at any time. The window, interval, zone,
+        order and variables change while no run has started: a draft keeps them; any other
+        backfill is planned again (InvalidTransition once a run has started)."""
+        current = await self.repo.get_backfill(backfill_ref, team_id)
+        given = patch.model_fields_set
+        planned = given & PLAN_FIELDS
+        if planned and current.kind != TargetKind.DATE_RANGE:
+            raise ValidationFailed(
+                "only a date-range backfill has a window to change",
+                errors=[
+                    {"pointer": f"/{f}", "message": "not allowed for a table backfill"}
+                    for f in sorted(planned)
+                ],
+            )
+        result = current
+        settings = {f: getattr(patch, f) for f in given & {"name", "max_active_runs"}}
+        if settings:
+            result = await self.repo.update_settings(current.id, settings)
+        if not planned:
+            return result
+        changes = {f: getattr(patch, f) for f in planned}
+        if current.state == BackfillState.DRAFT:
+            return await self.update_draft(
+                current.id, DraftSpec.model_validate(changes), team_id=team_id
+            )
+        if current.started_at is not None or current.state not in REPLANNABLE:
+            raise InvalidTransition(
+                "backfill",
+                current.state.value,
+                "re-plan",
+                valid_actions(current.state),
+                action=True,
+            )
+        draft = draft_of(result).model_copy(update=changes)
+        target = await self.repo.get_target(current.target_id, team_id)
+        spec = BackfillSpec(
+            target=target.id,
+            name=result.name,
+            start=draft.start,
+            end=draft.end,
+            end_inclusive=draft.end_inclusive,
+            interval_type=draft.interval_type,
+            interval_units=draft.interval_units,
+            time_zone=draft.time_zone,
+            order=draft.order,
+            # Re-planning takes the variables as given (merged over the target's, as at
+            # creation), not over the ones the backfill had.
+            variables=changes.get("variables", draft.variables),
+        )
+        values = self._range_values(spec, target)
+        assert current.command_id is not None
+        return await self.repo.replan(
             current.id,
             values,
             announce_create=_create_command(spec, target, current.command_id),
@@ -366,7 +430,7 @@ class BackfillService:
                 interval_type,
                 interval_units,
                 draft.time_zone,
-                RunOrder.OLDEST_FIRST.value,
+                draft.order.value,
                 end_inclusive=draft.end_inclusive,
             )
             self._check_run_count(plan)
@@ -384,7 +448,7 @@ class BackfillService:
             "interval_type": draft.interval_type.value if draft.interval_type else None,
             "interval_units": draft.interval_units,
             "time_zone": draft.time_zone,
-            "run_order": RunOrder.OLDEST_FIRST.value,
+            "run_order": draft.order.value,
             "variables": draft.variables,
         }
 

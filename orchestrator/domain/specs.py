@@ -108,7 +108,8 @@ def _no_null_defaults(schema: dict[str, Any]) -> None:
     # A left-out field defaults to "unchanged", which JSON Schema cannot say; a null default
     # on a field that refuses null would be a lie, so the schema shows none.
     for prop in schema.get("properties", {}).values():
-        if prop.get("default", 0) is None and "anyOf" not in prop:
+        allows_null = {"type": "null"} in prop.get("anyOf", [])
+        if prop.get("default", 0) is None and not allows_null:
             del prop["default"]
 
 
@@ -199,4 +200,57 @@ class DraftSpec(_Spec):
     interval_type: IntervalType | None = None
     interval_units: int | None = Field(default=None, ge=1, le=10_000)
     time_zone: TimeZone = "UTC"
+    order: RunOrder = RunOrder.OLDEST_FIRST
     variables: StorableJson = Field(default_factory=dict)
+
+
+# The fields of a backfill that re-planning changes (before any run has started).
+PLAN_FIELDS = frozenset(
+    {
+        "start",
+        "end",
+        "end_inclusive",
+        "interval_type",
+        "interval_units",
+        "time_zone",
+        "order",
+        "variables",
+    }
+)
+
+
+class BackfillPatch(_Spec):
+    """What a backfill may change. Its window, interval, zone, order and variables change
+    only while no run has started (a draft, or created/scheduled/paused before its first
+    run): the backfill is planned again. The name and max_active_runs change at any time.
+    A field left out stays as it is; null is refused except for name (null clears it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_no_null_defaults)
+
+    name: Annotated[StorableText, Field(max_length=256)] | None = None
+    start: DateOrDatetime | SkipJsonSchema[None] = None
+    end: DateOrDatetime | SkipJsonSchema[None] = None
+    end_inclusive: bool | SkipJsonSchema[None] = None
+    interval_type: IntervalType | SkipJsonSchema[None] = None
+    interval_units: Annotated[int, Field(ge=1, le=10_000)] | SkipJsonSchema[None] = None
+    time_zone: TimeZone | SkipJsonSchema[None] = None
+    order: RunOrder | SkipJsonSchema[None] = None
+    variables: StorableJson | SkipJsonSchema[None] = None
+    max_active_runs: Annotated[int, Field(ge=1, le=1000)] | SkipJsonSchema[None] = None
+
+    @field_validator(
+        "start",
+        "end",
+        "end_inclusive",
+        "interval_type",
+        "interval_units",
+        "time_zone",
+        "order",
+        "variables",
+        "max_active_runs",
+    )
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value

@@ -46,8 +46,12 @@ _DEFINITION_COLUMNS = frozenset(
         "run_order",
         "variables",
         "runs_total",
+        "max_active_runs",
     }
 )
+
+# A backfill may be re-planned until its first run starts.
+REPLANNABLE = frozenset({B.CREATED, B.SCHEDULED, B.PAUSED})
 
 
 def backfill_event(event: str, row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
@@ -282,12 +286,13 @@ class Repository:
             await enqueue(conn, "event.backfill.created", backfill_event("backfill.created", row))
             return Backfill.from_row(row), True
 
-    async def _refuse_overlap(self, conn: Conn, values: dict[str, Any]) -> None:
-        """Conflict if `values` (a backfill to be) overlaps an active backfill of its target.
-        The caller holds the target's lock, so two overlapping creates cannot both pass."""
+    async def _refuse_overlap(self, conn: Conn, values: dict[str, Any], exclude: int = 0) -> None:
+        """Conflict if `values` (a backfill to be) overlaps an active backfill of its target
+        other than `exclude`. The caller holds the target's lock, so two overlapping
+        creates cannot both pass."""
         if values["kind"] == "table":
             other = await conn.fetchval(
-                q("active_table_backfill"), values["target_id"], values["table_name"]
+                q("active_table_backfill"), values["target_id"], values["table_name"], exclude
             )
             if other is not None:
                 raise Conflict(
@@ -301,6 +306,7 @@ class Repository:
                 values["target_id"],
                 values["covered_from"],
                 values["covered_to"],
+                exclude,
             )
             if other is not None:
                 raise Conflict(
@@ -341,6 +347,42 @@ class Repository:
             )
             row = await self._update_backfill(conn, backfill_id, values | {"state": B.CREATED})
             await enqueue(conn, "command.create", announce_create)
+            return await self._with_report(conn, row)
+
+    async def replan(
+        self, backfill_id: int, values: dict[str, Any], *, announce_create: dict[str, Any]
+    ) -> Backfill:
+        """Gives a backfill that has not started a new window (values from the service, as
+        for a new backfill): its runs are dropped, planning starts over, and the
+        `command.create` hands it to a planner. InvalidTransition once a run has started."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await conn.fetchrow(q("get_backfill_by_id"), backfill_id, None)
+            if current is None:
+                raise NotFound(f"backfill {backfill_id} not found")
+            await conn.execute(q("lock_target"), current["target_id"])
+            row = await lock_backfill(conn, backfill_id)
+            state = BackfillState(row["state"])
+            if row["started_at"] is not None or state not in REPLANNABLE:
+                raise InvalidTransition(
+                    "backfill", state.value, "re-plan", valid_actions(state), action=True
+                )
+            await self._refuse_overlap(
+                conn, {"kind": row["kind"], "target_id": row["target_id"], **values}, backfill_id
+            )
+            await conn.execute(q("drop_runs"), backfill_id)
+            await conn.fetchrow(q("reset_planning"), backfill_id)
+            row = await self._update_backfill(conn, backfill_id, values)
+            await enqueue(conn, "command.create", announce_create)
+            return await self._with_report(conn, row)
+
+    async def update_settings(self, backfill_id: int, changes: dict[str, Any]) -> Backfill:
+        """Name and max_active_runs, at any time; a larger max_active_runs dispatches more at
+        once."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await lock_backfill(conn, backfill_id)
+            if changes:
+                row = await self._update_backfill(conn, backfill_id, changes)
+                await dispatch(conn, row)
             return await self._with_report(conn, row)
 
     async def update_draft(self, backfill_id: int, changes: dict[str, Any]) -> Backfill:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, ConfigDict
 
+from api.app import create_app
+from orchestrator.context import Context
 from orchestrator.handlers.base import Handler, WindowRun
 from orchestrator.handlers.registry import HANDLER_TYPES
+from orchestrator.probes import ContextProbes
 from orchestrator.sinks.base import Resources
+from tests.conftest import RunningWorker
 from tests.helpers import api, wait_backfill
+from workers.planner import Planner
+from workers.process import Worker
 
 pytestmark = pytest.mark.integration
 
@@ -257,3 +264,116 @@ async def test_a_table_dry_run_shows_the_key_ranges_the_planner_would_cut(
     assert [(r["lower_key"], r["upper_key"]) for r in runs["data"]] == [
         (r["lower_key"], r["upper_key"]) for r in preview["runs"] + rest["runs"]
     ]
+
+
+@pytest.fixture
+async def idle(ctx: Context, token: str) -> AsyncIterator[TestClient[Any, Any]]:
+    """The API with no worker: nothing plans or runs until the test says so."""
+    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access)
+    async with TestClient(TestServer(app), headers={"Authorization": f"Bearer {token}"}) as c:
+        yield c
+
+
+async def test_a_backfill_that_has_not_started_is_planned_again(
+    idle: Any, ctx: Context, db: Any
+) -> None:
+    await api(
+        idle,
+        "POST",
+        "/v1/targets",
+        201,
+        json={"name": "n", "kind": "date_range", "handler": {"type": "noop"}},
+    )
+    created = await api(
+        idle,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={"target": "n", "start": "2024-01-01", "end": "2024-01-05"},
+    )
+    bid = created["id"]
+    # Planned (its runs exist, some queued) but not started: no worker consumes.
+    await Planner(ctx.settings, ctx.repo, ctx.sources).plan(bid)
+    assert await db.fetchval("SELECT count(*) FROM transfer_runs WHERE backfill_id = $1", bid) == 5
+
+    changed = await api(
+        idle,
+        "PATCH",
+        f"/v1/backfills/{bid}",
+        200,
+        json={"end": "2024-01-01T06:00:00", "interval_type": "hour", "name": "morning"},
+    )
+    assert changed["runs_total"] == 6
+    assert changed["name"] == "morning"
+    assert changed["interval_type"] == "hour"
+    assert await db.fetchval("SELECT count(*) FROM transfer_runs WHERE backfill_id = $1", bid) == 0
+
+    worker = RunningWorker(Worker(ctx))
+    await worker.start()
+    try:
+        done = await wait_backfill(idle, bid, {"completed", "failed"})
+    finally:
+        await worker.stop()
+    assert done["state"] == "completed"
+    assert done["runs_completed"] == 6
+    runs = await api(idle, "GET", f"/v1/backfills/{bid}/runs", 200)
+    assert [r["window_start"][11:16] for r in runs["data"]] == [
+        "00:00", "01:00", "02:00", "03:00", "04:00", "05:00"
+    ]  # fmt: skip
+
+    # Started (finished, even): the window is fixed; the name still changes.
+    refused = await api(idle, "PATCH", f"/v1/backfills/{bid}", 422, json={"start": "2024-02-01"})
+    assert refused["requested_action"] == "re-plan"
+    renamed = await api(idle, "PATCH", f"/v1/backfills/{bid}", 200, json={"name": "done"})
+    assert renamed["name"] == "done"
+
+
+async def test_re_planning_refuses_what_a_create_would(idle: Any, db: Any) -> None:
+    await api(
+        idle,
+        "POST",
+        "/v1/targets",
+        201,
+        json={"name": "n", "kind": "date_range", "handler": {"type": "noop"}},
+    )
+    january = await api(
+        idle,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={"target": "n", "start": "2024-01-01", "end": "2024-01-31"},
+    )
+    march = await api(
+        idle,
+        "POST",
+        "/v1/backfills",
+        201,
+        json={"target": "n", "start": "2024-03-01", "end": "2024-03-31"},
+    )
+    clash = await api(
+        idle, "PATCH", f"/v1/backfills/{march['id']}", 409, json={"start": "2024-01-15"}
+    )
+    assert clash["conflicting_backfill_id"] == january["id"]
+    await api(idle, "PATCH", f"/v1/backfills/{march['id']}", 422, json={"end": "2023-01-01"})
+    await api(idle, "PATCH", f"/v1/backfills/{march['id']}", 422, json={"start": None})
+    await api(idle, "PATCH", f"/v1/backfills/{march['id']}", 422, json={"table": "x"})
+    after = await api(idle, "GET", f"/v1/backfills/{march['id']}", 200)
+    assert after["start"].startswith("2024-03-01")
+
+    await db.execute("CREATE TABLE items (id bigint PRIMARY KEY)")
+    await api(
+        idle,
+        "POST",
+        "/v1/targets",
+        201,
+        json={"name": "items", "kind": "table", "tables": ["items"], "sink": {"type": "null"}},
+    )
+    table = await api(idle, "POST", "/v1/backfills", 201, json={"target": "items"})
+    body = await api(
+        idle, "PATCH", f"/v1/backfills/{table['id']}", 422, json={"start": "2024-01-01"}
+    )
+    assert body["errors"] == [{"pointer": "/start", "message": "not allowed for a table backfill"}]
+    more = await api(
+        idle, "PATCH", f"/v1/backfills/{table['id']}", 200, json={"max_active_runs": 9}
+    )
+    assert more["max_active_runs"] == 9

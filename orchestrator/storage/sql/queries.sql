@@ -41,14 +41,15 @@ DELETE FROM targets WHERE id = $1;
 SELECT pg_advisory_xact_lock(8123, $1::int);
 
 -- name: active_table_backfill
+-- $3: a backfill not to count (the one being re-planned), or 0.
 SELECT id FROM backfills
-WHERE target_id = $1 AND table_name = $2
+WHERE target_id = $1 AND table_name = $2 AND id <> $3
   AND state IN ('created', 'scheduled', 'running', 'paused')
 LIMIT 1;
 
 -- name: overlapping_range_backfill
 SELECT id FROM backfills
-WHERE target_id = $1 AND kind = 'date_range'
+WHERE target_id = $1 AND kind = 'date_range' AND id <> $4
   AND state IN ('created', 'scheduled', 'running', 'paused')
   AND covered_from < $3 AND $2 < covered_to
 LIMIT 1;
@@ -429,5 +430,19 @@ SELECT count(*) FROM retried;
 
 -- name: uncount_failed_runs
 UPDATE backfills SET runs_failed = runs_failed - $2, failed_at = NULL, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: drop_runs
+DELETE FROM transfer_runs WHERE backfill_id = $1;
+
+-- name: reset_planning
+-- Re-planning starts from scratch: a planner still holding the old plan's lease is fenced
+-- (its next batch finds another token) and the sweep or the command hands it on.
+UPDATE backfills SET
+    planning_cursor = NULL, planning_seq = 0, planning_done = false,
+    planner_token = NULL, planner_expires_at = NULL,
+    runs_created = 0, runs_completed = 0, runs_failed = 0, runs_cancelled = 0,
+    updated_at = now()
 WHERE id = $1
 RETURNING *;

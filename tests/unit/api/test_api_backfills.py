@@ -16,6 +16,7 @@ BACKFILL_FIELDS = {
     "chunk_size",
     "start",
     "end",
+    "end_inclusive",
     "interval_type",
     "interval_units",
     "time_zone",
