@@ -17,6 +17,7 @@ from orchestrator.domain.models import (
     ErrorEntry,
     HandlerSpec,
     IntervalType,
+    Reprocess,
     RunOrder,
     SinkSpec,
     Target,
@@ -124,6 +125,7 @@ class BackfillOut(_Out):
     start: Timestamp | None
     end: Timestamp | None
     end_inclusive: bool
+    reprocess: Reprocess
     interval_type: IntervalType | None
     interval_units: int | None
     time_zone: str | None
@@ -164,6 +166,7 @@ class BackfillOut(_Out):
             start=backfill.range_start,
             end=backfill.range_end,
             end_inclusive=backfill.end_inclusive,
+            reprocess=backfill.reprocess,
             interval_type=backfill.interval_type,
             interval_units=backfill.interval_units,
             time_zone=backfill.time_zone,

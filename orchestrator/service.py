@@ -19,6 +19,7 @@ from orchestrator.domain.models import (
     Backfill,
     HandlerSpec,
     IntervalType,
+    Reprocess,
     RunOrder,
     SinkSpec,
     Target,
@@ -406,6 +407,7 @@ class BackfillService:
             interval_units=draft.interval_units,
             time_zone=draft.time_zone,
             order=draft.order,
+            reprocess=current.reprocess,
             # Re-planning takes the variables as given (merged over the target's, as at
             # creation), not over the ones the backfill had.
             variables=changes.get("variables", draft.variables),
@@ -495,13 +497,14 @@ class BackfillService:
                 spec.order.value,
                 end_inclusive=spec.end_inclusive,
             )
-            runs = [
-                PlannedRun(seq=seq, window_start=w.start, window_end=w.end)
-                for seq, w in itertools.islice(plan.windows(min(from_seq, plan.count)), limit + 1)
-            ]
+            runs = await self._window_preview(
+                plan, target.id, spec.reprocess, min(from_seq, plan.count), limit
+            )
             more = len(runs) > limit
             runs = runs[:limit]
-            runs_total, rows_estimate = plan.count, None
+            # With a reprocess filter, the total is known only by looking at every window.
+            runs_total = plan.count if spec.reprocess == Reprocess.ALL else None
+            rows_estimate = None
         return DryRun(
             target_id=target.id,
             kind=target.kind,
@@ -511,6 +514,26 @@ class BackfillService:
             runs=runs,
             next_after=runs[-1].seq if more and runs else None,
         )
+
+    async def _window_preview(
+        self, plan: WindowPlan, target_id: int, reprocess: Reprocess, from_seq: int, limit: int
+    ) -> list[PlannedRun]:
+        """Up to limit + 1 windows from `from_seq`, less those `reprocess` would skip."""
+        out: list[PlannedRun] = []
+        windows = plan.windows(from_seq)
+        while len(out) <= limit:
+            chunk = list(itertools.islice(windows, limit + 1))
+            if not chunk:
+                break
+            outcomes: dict[tuple[datetime, datetime], str] = {}
+            if reprocess != Reprocess.ALL:
+                outcomes = await self.repo.earlier_outcomes(
+                    target_id, 0, [w.start for _, w in chunk]
+                )
+            for seq, w in chunk:
+                if reprocess.keeps(outcomes.get((w.start, w.end))):
+                    out.append(PlannedRun(seq=seq, window_start=w.start, window_end=w.end))
+        return out[: limit + 1]
 
     async def _table_preview(
         self, target: Target, values: dict[str, Any], from_seq: int, limit: int
@@ -557,6 +580,8 @@ class BackfillService:
 
     async def _table_values(self, spec: BackfillSpec, target: Target) -> dict[str, Any]:
         wrong = [f for f in ("start", "end", "interval_type", "interval_units") if getattr(spec, f)]
+        if spec.reprocess != Reprocess.ALL:
+            wrong.append("reprocess")
         if wrong:
             raise ValidationFailed(
                 "date-range fields do not apply to a table target",
@@ -651,8 +676,10 @@ class BackfillService:
             "interval_units": interval_units,
             "time_zone": spec.time_zone,
             "run_order": spec.order.value,
+            "reprocess": spec.reprocess.value,
             "variables": target.variables | spec.variables,
-            "runs_total": plan.count,
+            # With a reprocess filter the total is known only once planning has looked.
+            "runs_total": plan.count if spec.reprocess == Reprocess.ALL else 0,
         }
 
     @staticmethod

@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 from pydantic import TypeAdapter
 
-from orchestrator.domain.models import IntervalType, RunOrder
+from orchestrator.domain.models import IntervalType, Reprocess, RunOrder, Window
 from orchestrator.domain.specs import DateOrDatetime
 from orchestrator.domain.windows import WindowPlan, window_plan
 from orchestrator.settings import Settings
@@ -96,28 +96,49 @@ class Planner:
 
     async def _plan_range(self, row: asyncpg.Record, token: UUID) -> None:
         plan = plan_of(row)
-        batch: list[dict[str, Any]] = []
+        reprocess = Reprocess(row["reprocess"])
+        # With a reprocess filter the total is what survives it: counted as runs are added.
+        total = plan.count if reprocess == Reprocess.ALL else None
+        batch: list[Window] = []
+        first_seq = row["planning_seq"]
         size = self._settings.planner_batch_runs
-        for seq, window in plan.windows(from_seq=row["planning_seq"]):
-            batch.append(
-                {
-                    "seq": seq,
-                    "window_start": window.start.isoformat(),
-                    "window_end": window.end.isoformat(),
-                }
-            )
+        for seq, window in plan.windows(from_seq=first_seq):
+            batch.append(window)
             if len(batch) >= size and seq + 1 < plan.count:
+                runs = await self._window_runs(row, reprocess, first_seq, batch)
                 if not await self._add(
-                    row, token, batch, cursor=None, next_seq=seq + 1, done=False, total=plan.count
+                    row, token, runs, cursor=None, next_seq=seq + 1, done=False, total=total
                 ):
                     return
-                batch = []
+                batch, first_seq = [], seq + 1
         # Always end with a batch marked done (possibly empty), which may finish the backfill.
+        runs = await self._window_runs(row, reprocess, first_seq, batch)
         if not await self._add(
-            row, token, batch, cursor=None, next_seq=plan.count, done=True, total=plan.count
+            row, token, runs, cursor=None, next_seq=plan.count, done=True, total=total
         ):
             return
-        log.info("planning_done", runs=plan.count)
+        log.info("planning_done", windows=plan.count)
+
+    async def _window_runs(
+        self, row: asyncpg.Record, reprocess: Reprocess, first_seq: int, windows: list[Window]
+    ) -> list[dict[str, Any]]:
+        """Runs for consecutive windows from `first_seq`, less those `reprocess` skips. A
+        skipped window keeps its seq unused, so seq stays the window's place in the plan."""
+        keep = [True] * len(windows)
+        if reprocess != Reprocess.ALL and windows:
+            outcomes = await self._repo.earlier_outcomes(
+                row["target_id"], row["id"], [w.start for w in windows]
+            )
+            keep = [reprocess.keeps(outcomes.get((w.start, w.end))) for w in windows]
+        return [
+            {
+                "seq": first_seq + i,
+                "window_start": w.start.isoformat(),
+                "window_end": w.end.isoformat(),
+            }
+            for i, w in enumerate(windows)
+            if keep[i]
+        ]
 
     async def _plan_table(self, row: asyncpg.Record, token: UUID) -> None:
         target = await self._repo.get_target(row["target_id"], None)

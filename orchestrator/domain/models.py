@@ -27,6 +27,24 @@ class IntervalType(StrEnum):
     YEAR = "year"
 
 
+class Reprocess(StrEnum):
+    """Which windows of a date range a backfill runs, given what earlier backfills of the
+    same target did."""
+
+    ALL = "all"  # every window
+    NONE = "none"  # skip windows an earlier backfill completed
+    FAILED = "failed"  # only windows whose latest earlier run failed
+
+    def keeps(self, earlier: str | None) -> bool:
+        """Whether a window is run, given the state of its latest finished run in an
+        earlier backfill of the target (None: never run)."""
+        if self is Reprocess.NONE:
+            return earlier != "completed"
+        if self is Reprocess.FAILED:
+            return earlier == "failed"
+        return True
+
+
 class RunOrder(StrEnum):
     OLDEST_FIRST = "oldest_first"
     NEWEST_FIRST = "newest_first"
@@ -130,6 +148,7 @@ class Backfill(_Frozen):
     interval_units: int | None = None
     time_zone: str | None = None
     run_order: RunOrder | None = None
+    reprocess: Reprocess = Reprocess.ALL
     variables: dict[str, Any] = Field(default_factory=dict)
     max_active_runs: int
     max_attempts: int

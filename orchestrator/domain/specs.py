@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from orchestrator.domain.models import HandlerSpec, IntervalType, RunOrder, SinkSpec
+from orchestrator.domain.models import HandlerSpec, IntervalType, Reprocess, RunOrder, SinkSpec
 from orchestrator.domain.storable import StorableJson, StorableText
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
@@ -177,6 +177,11 @@ class BackfillSpec(_Spec):
     )
     time_zone: TimeZone = "UTC"
     order: RunOrder = RunOrder.OLDEST_FIRST
+    reprocess: Reprocess = Field(
+        default=Reprocess.ALL,
+        description="all: every window; none: skip windows an earlier backfill of the "
+        "target completed; failed: only windows whose latest earlier run failed.",
+    )
     variables: StorableJson = Field(default_factory=dict)
     # both
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -44,6 +45,7 @@ _DEFINITION_COLUMNS = frozenset(
         "interval_units",
         "time_zone",
         "run_order",
+        "reprocess",
         "variables",
         "runs_total",
         "max_active_runs",
@@ -584,6 +586,14 @@ class Repository:
 
     async def planning_candidates(self, limit: int) -> list[int]:
         return [r["id"] for r in await self.pool.fetch(q("planning_candidates"), limit)]
+
+    async def earlier_outcomes(
+        self, target_id: int, backfill_id: int, starts: list[datetime]
+    ) -> dict[tuple[datetime, datetime], str]:
+        """(window_start, window_end) -> the state of that window's latest finished run in
+        the target's other backfills, for the windows starting at `starts`."""
+        rows = await self.pool.fetch(q("earlier_window_outcomes"), target_id, backfill_id, starts)
+        return {(r["window_start"], r["window_end"]): r["state"] for r in rows}
 
     async def set_upper_bound(self, backfill_id: int, token: UUID, upper: list[str]) -> None:
         await self.pool.execute(q("set_upper_bound"), backfill_id, token, upper)

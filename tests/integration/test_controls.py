@@ -377,3 +377,64 @@ async def test_re_planning_refuses_what_a_create_would(idle: Any, db: Any) -> No
         idle, "PATCH", f"/v1/backfills/{table['id']}", 200, json={"max_active_runs": 9}
     )
     assert more["max_active_runs"] == 9
+
+
+async def test_reprocess_none_skips_completed_windows_and_failed_runs_only_failed_ones(
+    client: Any, switch: Switch
+) -> None:
+    await api(
+        client,
+        "POST",
+        "/v1/targets",
+        201,
+        json={"name": "w", "kind": "date_range", "handler": {"type": "switch"}, "max_attempts": 1},
+    )
+
+    async def backfill(start: str, end: str, reprocess: str = "all") -> dict[str, Any]:
+        created = await api(
+            client,
+            "POST",
+            "/v1/backfills",
+            201,
+            json={"target": "w", "start": start, "end": end, "reprocess": reprocess},
+        )
+        return await wait_backfill(client, created["id"], {"completed", "failed"})
+
+    async def days(done: dict[str, Any]) -> list[str]:
+        runs = await api(client, "GET", f"/v1/backfills/{done['id']}/runs", 200)
+        return [r["window_start"][:10] for r in runs["data"]]
+
+    switch.failing = False
+    await backfill("2024-01-01", "2024-01-03")  # the 1st to the 3rd completed
+    switch.failing = True
+    failed = await backfill("2024-01-04", "2024-01-05")  # the 4th and 5th failed
+    assert failed["state"] == "failed"
+    switch.failing = False
+
+    # none: of the 1st to the 6th, only what no earlier backfill completed.
+    fresh = await backfill("2024-01-01", "2024-01-06", "none")
+    assert fresh["reprocess"] == "none"
+    assert await days(fresh) == ["2024-01-04", "2024-01-05", "2024-01-06"]
+    assert fresh["runs_total"] == 3
+    assert fresh["state"] == "completed"
+
+    # The 4th and 5th have completed since: failed finds nothing left to redo.
+    nothing = await backfill("2024-01-01", "2024-01-06", "failed")
+    assert await days(nothing) == []
+    assert nothing["runs_total"] == 0
+    assert nothing["state"] == "completed"
+
+    switch.failing = True
+    await backfill("2024-01-07", "2024-01-08")
+    switch.failing = False
+    dry = await api(
+        client,
+        "POST",
+        "/v1/backfills?dry_run=true",
+        200,
+        json={"target": "w", "start": "2024-01-01", "end": "2024-01-09", "reprocess": "failed"},
+    )
+    assert [r["window_start"][:10] for r in dry["runs"]] == ["2024-01-07", "2024-01-08"]
+    assert dry["runs_total"] is None
+    redo = await backfill("2024-01-01", "2024-01-09", "failed")
+    assert await days(redo) == ["2024-01-07", "2024-01-08"]

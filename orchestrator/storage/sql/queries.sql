@@ -446,3 +446,14 @@ UPDATE backfills SET
     updated_at = now()
 WHERE id = $1
 RETURNING *;
+
+-- name: earlier_window_outcomes
+-- For each of the given window starts, the latest finished run of that window in the
+-- target's other backfills: what `reprocess` decides from.
+SELECT DISTINCT ON (r.window_start, r.window_end) r.window_start, r.window_end, r.state
+FROM backfills b
+JOIN transfer_runs r ON r.backfill_id = b.id
+WHERE b.target_id = $1 AND b.id <> $2
+  AND r.window_start = ANY($3::timestamptz[])
+  AND r.state IN ('completed', 'failed')
+ORDER BY r.window_start, r.window_end, r.finished_at DESC NULLS LAST, r.id DESC;

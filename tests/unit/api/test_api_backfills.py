@@ -17,6 +17,7 @@ BACKFILL_FIELDS = {
     "start",
     "end",
     "end_inclusive",
+    "reprocess",
     "interval_type",
     "interval_units",
     "time_zone",
