@@ -126,6 +126,8 @@ class BackfillOut(_Out):
     end: Timestamp | None
     end_inclusive: bool
     reprocess: Reprocess
+    max_runs_per_minute: float | None
+    max_rows_per_second: float | None
     interval_type: IntervalType | None
     interval_units: int | None
     time_zone: str | None
@@ -167,6 +169,8 @@ class BackfillOut(_Out):
             end=backfill.range_end,
             end_inclusive=backfill.end_inclusive,
             reprocess=backfill.reprocess,
+            max_runs_per_minute=backfill.max_runs_per_minute,
+            max_rows_per_second=backfill.max_rows_per_second,
             interval_type=backfill.interval_type,
             interval_units=backfill.interval_units,
             time_zone=backfill.time_zone,

@@ -65,6 +65,11 @@ class Page(Generic[T]):
     next_after: int | None
 
 
+# What a backfill may change at any time.
+_SETTINGS_FIELDS = frozenset(
+    {"name", "max_active_runs", "max_runs_per_minute", "max_rows_per_second"}
+)
+
 # An inclusive end's plan bound is one microsecond past the end itself.
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -268,6 +273,8 @@ class BackfillService:
             "command_id": command_id,
             "max_active_runs": spec.max_active_runs or target.max_active_runs,
             "max_attempts": spec.max_attempts or target.max_attempts,
+            "max_runs_per_minute": spec.max_runs_per_minute,
+            "max_rows_per_second": spec.max_rows_per_second,
             "created_by": created_by,
         }
         if target.kind == TargetKind.TABLE:
@@ -377,7 +384,7 @@ class BackfillService:
                 ],
             )
         result = current
-        settings = {f: getattr(patch, f) for f in given & {"name", "max_active_runs"}}
+        settings = {f: getattr(patch, f) for f in given & _SETTINGS_FIELDS}
         if settings:
             result = await self.repo.update_settings(current.id, settings)
         if not planned:

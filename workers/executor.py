@@ -232,6 +232,14 @@ class Executor:
                     backfill_id=run.backfill_id,
                     run_id=run.id,
                 )
+                # The backfill's rows-per-second throttle, shared with every other worker;
+                # asked each batch, so a change made while the run works takes effect.
+                wait = await self._retrying(
+                    functools.partial(self._repo.take_rows, run.backfill_id, len(rows)),
+                    "take_rows",
+                )
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 ingested = await sink.deliver(batch)
                 cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
                 checkpoint = functools.partial(

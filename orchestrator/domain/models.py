@@ -152,6 +152,8 @@ class Backfill(_Frozen):
     variables: dict[str, Any] = Field(default_factory=dict)
     max_active_runs: int
     max_attempts: int
+    max_runs_per_minute: float | None = None
+    max_rows_per_second: float | None = None
     planning_done: bool = False
     rows_initial_count: int | None = None
     rows_processed_count: int = 0

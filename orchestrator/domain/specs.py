@@ -153,6 +153,15 @@ class TargetPatch(_Spec):
 
 BIGINT_MAX = 2**63 - 1
 
+# Throttles, across all workers together; changeable while the backfill runs.
+RunsPerMinute = Annotated[
+    float, Field(gt=0, le=1_000_000, description="Runs started per minute, at most")
+]
+RowsPerSecond = Annotated[
+    float,
+    Field(gt=0, le=1_000_000_000, description="Rows delivered per second, at most (tables)"),
+]
+
 
 class BackfillSpec(_Spec):
     """A backfill of one target. Table fields apply to table targets, window fields to
@@ -186,6 +195,8 @@ class BackfillSpec(_Spec):
     # both
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)
     max_attempts: int | None = Field(default=None, ge=1, le=100)
+    max_runs_per_minute: RunsPerMinute | None = None
+    max_rows_per_second: RowsPerSecond | None = None
 
     @field_validator("table")
     @classmethod
@@ -227,8 +238,9 @@ PLAN_FIELDS = frozenset(
 class BackfillPatch(_Spec):
     """What a backfill may change. Its window, interval, zone, order and variables change
     only while no run has started (a draft, or created/scheduled/paused before its first
-    run): the backfill is planned again. The name and max_active_runs change at any time.
-    A field left out stays as it is; null is refused except for name (null clears it)."""
+    run): the backfill is planned again. The name, max_active_runs and the throttles change
+    at any time. A field left out stays as it is; null is refused except for name and the
+    throttles (null clears them)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_no_null_defaults)
 
@@ -242,6 +254,9 @@ class BackfillPatch(_Spec):
     order: RunOrder | SkipJsonSchema[None] = None
     variables: StorableJson | SkipJsonSchema[None] = None
     max_active_runs: Annotated[int, Field(ge=1, le=1000)] | SkipJsonSchema[None] = None
+    # null removes the throttle
+    max_runs_per_minute: RunsPerMinute | None = None
+    max_rows_per_second: RowsPerSecond | None = None
 
     @field_validator(
         "start",

@@ -49,6 +49,8 @@ _DEFINITION_COLUMNS = frozenset(
         "variables",
         "runs_total",
         "max_active_runs",
+        "max_runs_per_minute",
+        "max_rows_per_second",
     }
 )
 
@@ -92,8 +94,21 @@ async def dispatch(conn: Conn, backfill: asyncpg.Record) -> int:
     """Top up queued runs. The caller holds the backfill lock (lock_backfill)."""
     if backfill["state"] not in BACKFILL_DISPATCHABLE:
         return 0
-    rows = await conn.fetch(q("dispatch_runs"), backfill["id"], backfill["max_active_runs"])
+    allowed = _UNTHROTTLED
+    if backfill["max_runs_per_minute"] is not None:
+        # Whole tokens only; the rest accrues, and the dispatch sweep comes back for it.
+        allowed = int(await conn.fetchval(q("refill_run_tokens"), backfill["id"]))
+        if allowed <= 0:
+            return 0
+    rows = await conn.fetch(
+        q("dispatch_runs"), backfill["id"], backfill["max_active_runs"], allowed
+    )
+    if rows and backfill["max_runs_per_minute"] is not None:
+        await conn.execute(q("spend_run_tokens"), backfill["id"], len(rows))
     return len(rows)
+
+
+_UNTHROTTLED = 2**31 - 1
 
 
 async def one(conn: Conn, name: str, *args: Any) -> asyncpg.Record:
@@ -586,6 +601,16 @@ class Repository:
 
     async def planning_candidates(self, limit: int) -> list[int]:
         return [r["id"] for r in await self.pool.fetch(q("planning_candidates"), limit)]
+
+    async def take_rows(self, backfill_id: int, rows: int) -> float:
+        """Seconds to wait before delivering `rows` under the backfill's rows-per-second
+        throttle (0 without one)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await lock_backfill(conn, backfill_id)
+            got = await conn.fetchrow(q("take_row_tokens"), backfill_id, rows)
+        if got is None or got["row_tokens"] >= 0:
+            return 0.0
+        return float(-got["row_tokens"] / got["max_rows_per_second"])
 
     async def earlier_outcomes(
         self, target_id: int, backfill_id: int, starts: list[datetime]

@@ -135,8 +135,9 @@ UPDATE backfills SET runs_cancelled = runs_cancelled + $2, updated_at = now()
 WHERE id = $1 RETURNING *;
 
 -- name: dispatch_runs
--- Tops a backfill up to max_active_runs queued + running runs, in planning order, and
--- writes one run.dispatch message per run to the outbox. Caller holds the backfill lock.
+-- Tops a backfill up to max_active_runs queued + running runs (and at most $3, what its
+-- runs-per-minute throttle allows now), in planning order, and writes one run.dispatch
+-- message per run to the outbox. Caller holds the backfill lock.
 WITH active AS (
     SELECT count(*) AS n FROM transfer_runs
     WHERE backfill_id = $1 AND state IN ('queued', 'running')),
@@ -144,7 +145,7 @@ picked AS (
     SELECT id FROM transfer_runs
     WHERE backfill_id = $1 AND state = 'pending' AND not_before <= now()
     ORDER BY seq
-    LIMIT greatest(0, $2 - (SELECT n FROM active))
+    LIMIT least($3, greatest(0, $2 - (SELECT n FROM active)))
     FOR UPDATE SKIP LOCKED),
 queued AS (
     UPDATE transfer_runs t SET state = 'queued', queued_at = now(), updated_at = now()
@@ -457,3 +458,32 @@ WHERE b.target_id = $1 AND b.id <> $2
   AND r.window_start = ANY($3::timestamptz[])
   AND r.state IN ('completed', 'failed')
 ORDER BY r.window_start, r.window_end, r.finished_at DESC NULLS LAST, r.id DESC;
+
+-- name: refill_run_tokens
+-- The runs-per-minute bucket: refilled for the time since it was last looked at, holding
+-- at most max_active_runs (what could be started at once anyway), at least one.
+UPDATE backfills SET
+    run_tokens = least(
+        greatest(max_active_runs, 1),
+        run_tokens + max_runs_per_minute / 60.0
+            * extract(epoch FROM now() - coalesce(run_tokens_at, now()))),
+    run_tokens_at = now()
+WHERE id = $1
+RETURNING run_tokens;
+
+-- name: spend_run_tokens
+UPDATE backfills SET run_tokens = run_tokens - $2 WHERE id = $1;
+
+-- name: take_row_tokens
+-- The rows-per-second bucket, shared by every worker running the backfill's runs: takes
+-- $2 rows and returns the balance; below zero, the caller waits -balance / rate seconds
+-- before delivering (a debt, so concurrent runs queue up behind each other). It holds at
+-- most one second of rows.
+UPDATE backfills SET
+    row_tokens = least(
+        max_rows_per_second,
+        row_tokens + max_rows_per_second
+            * extract(epoch FROM now() - coalesce(row_tokens_at, now()))) - $2,
+    row_tokens_at = now()
+WHERE id = $1 AND max_rows_per_second IS NOT NULL
+RETURNING row_tokens, max_rows_per_second;

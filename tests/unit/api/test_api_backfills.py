@@ -18,6 +18,8 @@ BACKFILL_FIELDS = {
     "end",
     "end_inclusive",
     "reprocess",
+    "max_runs_per_minute",
+    "max_rows_per_second",
     "interval_type",
     "interval_units",
     "time_zone",
