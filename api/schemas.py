@@ -128,6 +128,7 @@ class BackfillOut(_Out):
     reprocess: Reprocess
     max_runs_per_minute: float | None
     max_rows_per_second: float | None
+    priority: int
     interval_type: IntervalType | None
     interval_units: int | None
     time_zone: str | None
@@ -171,6 +172,7 @@ class BackfillOut(_Out):
             reprocess=backfill.reprocess,
             max_runs_per_minute=backfill.max_runs_per_minute,
             max_rows_per_second=backfill.max_rows_per_second,
+            priority=backfill.priority,
             interval_type=backfill.interval_type,
             interval_units=backfill.interval_units,
             time_zone=backfill.time_zone,

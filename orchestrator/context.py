@@ -50,7 +50,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
     )
     try:
         await broker.connect()
-        repo = Repository(pool)
+        repo = Repository(pool, capacity=settings.dispatch_capacity)
         yield Context(
             settings,
             pool,

@@ -67,7 +67,7 @@ class Page(Generic[T]):
 
 # What a backfill may change at any time.
 _SETTINGS_FIELDS = frozenset(
-    {"name", "max_active_runs", "max_runs_per_minute", "max_rows_per_second"}
+    {"name", "max_active_runs", "max_runs_per_minute", "max_rows_per_second", "priority"}
 )
 
 # An inclusive end's plan bound is one microsecond past the end itself.
@@ -275,6 +275,7 @@ class BackfillService:
             "max_attempts": spec.max_attempts or target.max_attempts,
             "max_runs_per_minute": spec.max_runs_per_minute,
             "max_rows_per_second": spec.max_rows_per_second,
+            "priority": spec.priority,
             "created_by": created_by,
         }
         if target.kind == TargetKind.TABLE:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     worker_concurrency: int = Field(default=4, ge=1)
+    # Runs queued or running across all backfills that the dispatcher shares out by
+    # priority; set it near the total worker concurrency of the deployment.
+    dispatch_capacity: int = Field(default=16, ge=1)
     planner_batch_runs: int = Field(default=100, ge=1)
     read_batch_rows: int = Field(default=1000, ge=1)
 

@@ -154,6 +154,7 @@ class Backfill(_Frozen):
     max_attempts: int
     max_runs_per_minute: float | None = None
     max_rows_per_second: float | None = None
+    priority: int = 5
     planning_done: bool = False
     rows_initial_count: int | None = None
     rows_processed_count: int = 0

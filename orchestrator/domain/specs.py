@@ -153,6 +153,11 @@ class TargetPatch(_Spec):
 
 BIGINT_MAX = 2**63 - 1
 
+# A backfill's weight in the fair share of the dispatch capacity (1 lowest, 10 highest).
+Priority = Annotated[
+    int, Field(ge=1, le=10, description="Weight in the fair share of workers (1 to 10)")
+]
+
 # Throttles, across all workers together; changeable while the backfill runs.
 RunsPerMinute = Annotated[
     float, Field(gt=0, le=1_000_000, description="Runs started per minute, at most")
@@ -197,6 +202,7 @@ class BackfillSpec(_Spec):
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     max_runs_per_minute: RunsPerMinute | None = None
     max_rows_per_second: RowsPerSecond | None = None
+    priority: Priority = 5
 
     @field_validator("table")
     @classmethod
@@ -257,6 +263,7 @@ class BackfillPatch(_Spec):
     # null removes the throttle
     max_runs_per_minute: RunsPerMinute | None = None
     max_rows_per_second: RowsPerSecond | None = None
+    priority: Priority | SkipJsonSchema[None] = None
 
     @field_validator(
         "start",
@@ -268,6 +275,7 @@ class BackfillPatch(_Spec):
         "order",
         "variables",
         "max_active_runs",
+        "priority",
     )
     @classmethod
     def _not_null(cls, value: object) -> object:

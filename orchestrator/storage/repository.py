@@ -51,6 +51,7 @@ _DEFINITION_COLUMNS = frozenset(
         "max_active_runs",
         "max_runs_per_minute",
         "max_rows_per_second",
+        "priority",
     }
 )
 
@@ -90,19 +91,24 @@ async def lock_backfill(conn: Conn, backfill_id: int) -> asyncpg.Record:
     return row
 
 
-async def dispatch(conn: Conn, backfill: asyncpg.Record) -> int:
-    """Top up queued runs. The caller holds the backfill lock (lock_backfill)."""
+async def dispatch(conn: Conn, backfill: asyncpg.Record, capacity: int | None = None) -> int:
+    """Top up queued runs. The caller holds the backfill lock (lock_backfill). With a
+    `capacity`, the backfill gets at most its fair share of it by priority (and gives back
+    queued runs beyond that share), so a big backfill cannot crowd out a small urgent one."""
     if backfill["state"] not in BACKFILL_DISPATCHABLE:
         return 0
+    limit = backfill["max_active_runs"]
+    if capacity is not None:
+        share = await conn.fetchval(q("fair_share"), backfill["id"], capacity)
+        limit = min(limit, share or limit)
+        await conn.fetch(q("unqueue_excess"), backfill["id"], limit)
     allowed = _UNTHROTTLED
     if backfill["max_runs_per_minute"] is not None:
         # Whole tokens only; the rest accrues, and the dispatch sweep comes back for it.
         allowed = int(await conn.fetchval(q("refill_run_tokens"), backfill["id"]))
         if allowed <= 0:
             return 0
-    rows = await conn.fetch(
-        q("dispatch_runs"), backfill["id"], backfill["max_active_runs"], allowed
-    )
+    rows = await conn.fetch(q("dispatch_runs"), backfill["id"], limit, allowed)
     if rows and backfill["max_runs_per_minute"] is not None:
         await conn.execute(q("spend_run_tokens"), backfill["id"], len(rows))
     return len(rows)
@@ -147,6 +153,7 @@ async def end_attempt(
     token: UUID,
     error: str,
     retry_in: float | None,
+    capacity: int | None = None,
 ) -> RunState | None:
     """A failed attempt, from the executor or the reaper: retried after `retry_in` seconds
     (never for a cancelled backfill), or failed for good with its counters, event and
@@ -155,7 +162,7 @@ async def end_attempt(
         retried = await conn.fetchrow(q("retry_run"), run_id, token, error, retry_in)
         if retried is None:
             return None
-        await dispatch(conn, backfill)
+        await dispatch(conn, backfill, capacity)
         return RunState.PENDING
     run = await conn.fetchrow(q("fail_run"), run_id, token, error)
     if run is None:
@@ -172,7 +179,7 @@ async def end_attempt(
     }
     await enqueue(conn, "event.run.failed", event)
     row = await maybe_finish(conn, row)
-    await dispatch(conn, row)
+    await dispatch(conn, row, capacity)
     return RunState.FAILED
 
 
@@ -183,8 +190,10 @@ class ClaimedRun:
 
 
 class Repository:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, capacity: int | None = None) -> None:
         self.pool = pool
+        # The dispatch capacity shared out by priority; None: each backfill alone.
+        self.capacity = capacity
 
     # ---------------------------------------------------------------- targets
 
@@ -399,7 +408,7 @@ class Repository:
             row = await lock_backfill(conn, backfill_id)
             if changes:
                 row = await self._update_backfill(conn, backfill_id, changes)
-                await dispatch(conn, row)
+                await dispatch(conn, row, self.capacity)
             return await self._with_report(conn, row)
 
     async def update_draft(self, backfill_id: int, changes: dict[str, Any]) -> Backfill:
@@ -548,7 +557,7 @@ class Repository:
             else:
                 row = await set_state(conn, backfill_id, new_state)
                 row = await maybe_finish(conn, row)
-                await dispatch(conn, row)
+                await dispatch(conn, row, self.capacity)
             if command_id is not None:
                 await conn.fetchval(
                     q("record_command"), command_id, f"command.{action}", backfill_id
@@ -577,7 +586,7 @@ class Repository:
             row = await one(conn, "uncount_failed_runs", backfill_id, n)
             if state == B.FAILED:
                 row = await set_state(conn, backfill_id, B.RUNNING)
-            await dispatch(conn, row)
+            await dispatch(conn, row, self.capacity)
             return await self._with_report(conn, row)
 
     async def record_command(self, command_id: UUID, kind: str, backfill_id: int | None) -> bool:
@@ -663,7 +672,7 @@ class Repository:
                 inserted,
             )
             row = await maybe_finish(conn, row)
-            await dispatch(conn, row)
+            await dispatch(conn, row, self.capacity)
             return row
 
     # --------------------------------------------------------------- execution
@@ -724,7 +733,7 @@ class Repository:
             await conn.execute(q("add_rows"), backfill_id, processed, ingested)
             row = await one(conn, "count_run_end", backfill_id, 1, 0)
             row = await maybe_finish(conn, row)
-            await dispatch(conn, row)
+            await dispatch(conn, row, self.capacity)
             return True
 
     async def fail_attempt(
@@ -740,7 +749,7 @@ class Repository:
         when `retry_in` is None (attempts used up). None if the lease was lost."""
         async with self.pool.acquire() as conn, conn.transaction():
             backfill = await lock_backfill(conn, backfill_id)
-            return await end_attempt(conn, backfill, run_id, token, error, retry_in)
+            return await end_attempt(conn, backfill, run_id, token, error, retry_in, self.capacity)
 
     async def release_run(self, run_id: int, backfill_id: int, token: UUID) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -753,7 +762,7 @@ class Repository:
                 n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
                 await one(conn, "add_cancelled_runs", backfill_id, n)
             else:
-                await dispatch(conn, backfill)
+                await dispatch(conn, backfill, self.capacity)
             return True
 
     async def reap_expired(self, limit: int) -> int:
@@ -772,7 +781,9 @@ class Repository:
                     continue
                 error = f"lease expired (worker {run['worker_id']} stopped heartbeating)"
                 retry_in = 0.0 if run["attempt"] < backfill["max_attempts"] else None
-                await end_attempt(conn, backfill, run["id"], run["lease_token"], error, retry_in)
+                await end_attempt(
+                    conn, backfill, run["id"], run["lease_token"], error, retry_in, self.capacity
+                )
                 reaped += 1
         return reaped
 
@@ -782,7 +793,9 @@ class Repository:
             r["id"] for r in await self.pool.fetch(q("dispatchable_backfills"), limit)
         ]:
             async with self.pool.acquire() as conn, conn.transaction():
-                queued += await dispatch(conn, await lock_backfill(conn, backfill_id))
+                queued += await dispatch(
+                    conn, await lock_backfill(conn, backfill_id), self.capacity
+                )
         return queued
 
     async def redispatch_stale(self, older_than: float, limit: int) -> int:

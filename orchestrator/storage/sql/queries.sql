@@ -487,3 +487,31 @@ UPDATE backfills SET
     row_tokens_at = now()
 WHERE id = $1 AND max_rows_per_second IS NOT NULL
 RETURNING row_tokens, max_rows_per_second;
+
+-- name: fair_share
+-- The backfill's share of the dispatch capacity ($2): capacity x its priority over the
+-- priorities of every backfill with work queued, running or due (itself included).
+SELECT greatest(1, floor($2::numeric * b.priority / sum(o.priority)))::integer
+FROM backfills b
+JOIN backfills o ON o.state IN ('scheduled', 'running')
+  AND (o.id = b.id OR EXISTS (
+      SELECT 1 FROM transfer_runs r
+      WHERE r.backfill_id = o.id AND r.state IN ('pending', 'queued', 'running')))
+WHERE b.id = $1
+GROUP BY b.priority;
+
+-- name: unqueue_excess
+-- A backfill over its share gives back its latest queued runs (not running ones): their
+-- dispatch messages then claim nothing, and the share goes to the others.
+WITH active AS (
+    SELECT count(*) AS n FROM transfer_runs
+    WHERE backfill_id = $1 AND state IN ('queued', 'running')),
+extra AS (
+    SELECT id FROM transfer_runs
+    WHERE backfill_id = $1 AND state = 'queued'
+    ORDER BY seq DESC
+    LIMIT greatest(0, (SELECT n FROM active) - $2)
+    FOR UPDATE SKIP LOCKED)
+UPDATE transfer_runs t SET state = 'pending', queued_at = NULL, updated_at = now()
+FROM extra WHERE t.id = extra.id
+RETURNING t.id;

@@ -20,6 +20,7 @@ BACKFILL_FIELDS = {
     "reprocess",
     "max_runs_per_minute",
     "max_rows_per_second",
+    "priority",
     "interval_type",
     "interval_units",
     "time_zone",
