@@ -41,6 +41,9 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         settings.database_url.get_secret_value(),
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
+        # Every transaction of the orchestrator is short; one left open this long belongs
+        # to a process that stopped, and it must not outlive the lease it was working under.
+        idle_in_transaction=max(1.0, settings.lease_seconds / 2),
     )
     sources = SourcePools(settings)
     broker = Broker(

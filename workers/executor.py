@@ -37,6 +37,22 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+class LeaseClock:
+    """When this process last knew its lease to be renewed, by its own clock. Past half the
+    lease, it no longer assumes it still holds the run (a pause it did not notice, a clock
+    jump) and checks, fenced, before it writes to a destination."""
+
+    def __init__(self, lease_seconds: float) -> None:
+        self._lease = lease_seconds
+        self._at = time.monotonic()
+
+    def renewed(self) -> None:
+        self._at = time.monotonic()
+
+    def stale(self) -> bool:
+        return time.monotonic() - self._at > self._lease / 2
+
+
 class LeaseLost(Exception):
     """This worker no longer owns the run: another worker may be running it now."""
 
@@ -86,8 +102,9 @@ class Executor:
         run, backfill = claimed.run, claimed.backfill
         log.info("run_started", attempt=run.attempt, seq=run.seq)
         lost = asyncio.Event()
-        work = asyncio.create_task(self._work(run, backfill, token))
-        beat = asyncio.create_task(self._heartbeat(run.id, token, lost, work))
+        clock = LeaseClock(self._settings.lease_seconds)
+        work = asyncio.create_task(self._work(run, backfill, token, clock))
+        beat = asyncio.create_task(self._heartbeat(run.id, token, lost, work, clock))
         try:
             processed, ingested = await asyncio.wait_for(
                 asyncio.shield(work), timeout=self._settings.run_timeout_seconds
@@ -172,7 +189,12 @@ class Executor:
         return await retry_unavailable(op, within=self._settings.lease_seconds, what=what)
 
     async def _heartbeat(
-        self, run_id: int, token: UUID, lost: asyncio.Event, work: asyncio.Task[Any]
+        self,
+        run_id: int,
+        token: UUID,
+        lost: asyncio.Event,
+        work: asyncio.Task[Any],
+        clock: LeaseClock,
     ) -> None:
         while not work.done():
             await asyncio.sleep(self._settings.heartbeat_seconds)
@@ -185,19 +207,25 @@ class Executor:
                 lost.set()
                 work.cancel()
                 return
+            clock.renewed()
 
     async def _work(
-        self, run: TransferRun, backfill: asyncpg.Record, token: UUID
+        self, run: TransferRun, backfill: asyncpg.Record, token: UUID, clock: LeaseClock
     ) -> tuple[int, int]:
         target = await self._repo.get_target(backfill["target_id"], None)
         if backfill["kind"] == "table":
-            await self._table_run(run, backfill, target, token)
+            await self._table_run(run, backfill, target, token, clock)
             return 0, 0  # rows were rolled up with each checkpoint
         rows = await self._window_run(run, backfill, target)
         return rows, rows
 
     async def _table_run(
-        self, run: TransferRun, backfill: asyncpg.Record, target: Target, token: UUID
+        self,
+        run: TransferRun,
+        backfill: asyncpg.Record,
+        target: Target,
+        token: UUID,
+        clock: LeaseClock,
     ) -> None:
         assert target.source is not None
         assert target.sink is not None
@@ -240,6 +268,12 @@ class Executor:
                 )
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if clock.stale():
+                    # This process may have been paused past its lease (another worker may
+                    # own the run now): make sure, fenced, before writing anything more.
+                    if not await self._repo.heartbeat(run.id, token, self._settings.lease_seconds):
+                        raise LeaseLost()
+                    clock.renewed()
                 ingested = await sink.deliver(batch)
                 cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
                 checkpoint = functools.partial(
@@ -254,6 +288,7 @@ class Executor:
                 )
                 if not await self._retrying(checkpoint, "checkpoint"):
                     raise LeaseLost()
+                clock.renewed()
                 metrics.ROWS_PROCESSED.inc(len(rows))
                 if len(rows) < limit:
                     return

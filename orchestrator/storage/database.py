@@ -51,7 +51,18 @@ def is_unavailable(exc: BaseException) -> bool:
     )
 
 
-async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+async def open_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, idle_in_transaction: float | None = None
+) -> Pool:
+    """`idle_in_transaction` (seconds): Postgres ends a session that sits in an open
+    transaction longer, so a process frozen mid-transaction (a SIGSTOP, a long pause) does
+    not hold a backfill's row lock, and with it every claim, checkpoint and cancel of that
+    backfill, for as long as it is frozen."""
+    server_settings = {"application_name": "backfill-orchestrator"}
+    if idle_in_transaction is not None:
+        server_settings["idle_in_transaction_session_timeout"] = str(
+            max(1, int(idle_in_transaction * 1000))
+        )
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -62,7 +73,7 @@ async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
         command_timeout=COMMAND_TIMEOUT_SECONDS,
         # Statements are prepared per connection; a bounded cache keeps memory flat.
         statement_cache_size=256,
-        server_settings={"application_name": "backfill-orchestrator"},
+        server_settings=server_settings,
     )
     assert pool is not None
     async with pool.acquire() as conn:

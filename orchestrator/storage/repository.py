@@ -294,10 +294,12 @@ class Repository:
         (`state: draft` in values) is stored without the overlap check: it holds nothing
         until it starts."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(q("lock_target"), values["target_id"])
+            # Looked up under the target's lock: copies of one command handled at once then
+            # find the first one's backfill, instead of failing the overlap check against it.
             existing = await conn.fetchrow(q("backfill_by_command"), values["command_id"])
             if existing is not None:
                 return await self._with_report(conn, existing), False
-            await conn.execute(q("lock_target"), values["target_id"])
             if values.get("state") != B.DRAFT:
                 await self._refuse_overlap(conn, values)
             cols = list(values)
