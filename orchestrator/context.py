@@ -54,15 +54,20 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
     try:
         await broker.connect()
         repo = Repository(pool, capacity=settings.dispatch_capacity)
-        yield Context(
-            settings,
-            pool,
-            sources,
-            broker,
-            repo,
-            BackfillService(settings, repo, sources),
-            AccessService(settings, AccessRepository(pool)),
-        )
+        service = BackfillService(settings, repo, sources)
+        try:
+            yield Context(
+                settings,
+                pool,
+                sources,
+                broker,
+                repo,
+                service,
+                AccessService(settings, AccessRepository(pool)),
+            )
+        finally:
+            # What sinks and handlers opened: their broker connections, the HTTP client.
+            await service.resources.close()
     finally:
         await broker.close()
         await sources.close()

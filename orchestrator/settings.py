@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -64,16 +65,68 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal
 
+    # Destinations and handlers that reach other systems (the rabbitmq and webhook sinks, the
+    # http and python handlers); docs/destinations.md describes each.
+    #
+    # Outbound HTTP may reach public addresses (when outbound_allow_public) and whatever
+    # outbound_allow lists: IPs or networks ("10.0.0.0/8", "127.0.0.1"), host names
+    # ("hooks.internal") or "*.example.com". Everything else (loopback, private, link-local,
+    # cloud metadata) is refused, so an API user cannot make the service call inside.
+    outbound_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    outbound_allow_public: bool = True
+    outbound_timeout_seconds: float = Field(default=10.0, gt=0)
+    outbound_attempts: int = Field(default=5, ge=1)  # per request, before the run fails
+    outbound_backoff_base_seconds: float = Field(default=0.5, ge=0)
+    outbound_backoff_max_seconds: float = Field(default=30.0, ge=0)
+    # A Retry-After longer than this fails the request instead of holding the run.
+    outbound_retry_after_max_seconds: float = Field(default=120.0, ge=0)
+    # Named secrets that webhook sinks and http handlers sign with. Targets name one, so the
+    # secret itself is never stored in a target nor echoed by the API.
+    signing_secrets: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    # Brokers the rabbitmq sink may publish to, by name; "main" is amqp_url.
+    sink_brokers: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    # Modules (and their submodules) whose functions the python handler may import by path;
+    # handlers registered under the entry point group need no listing.
+    python_handler_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     @field_validator("sources", mode="before")
     @classmethod
     def _parse_sources(cls, value: object) -> object:
         if isinstance(value, str):
-            import json
-
             parsed = json.loads(value) if value.strip() else {}
             if not isinstance(parsed, dict):
                 raise ValueError('BACKFILL_SOURCES must be a JSON object {"name": "dsn"}')
             return parsed
+        return value
+
+    @field_validator("signing_secrets", "sink_brokers", mode="before")
+    @classmethod
+    def _parse_named(cls, value: object) -> object:
+        if isinstance(value, str):
+            parsed = json.loads(value) if value.strip() else {}
+            if not isinstance(parsed, dict):
+                raise ValueError('expected a JSON object {"name": "value"}')
+            return parsed
+        return value
+
+    @field_validator("outbound_allow", "python_handler_modules", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        # A JSON list, or the friendlier comma-separated form for an environment variable.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _check_allow(cls, value: list[str]) -> list[str]:
+        from orchestrator.outbound.allowlist import parse_entry
+
+        for entry in value:
+            parse_entry(entry)  # raises ValueError naming the bad entry
         return value
 
     def source_names(self) -> list[str]:

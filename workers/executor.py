@@ -161,7 +161,9 @@ class Executor:
             else f"{type(exc).__name__}: {exc}"
         )[:2000]
         retry_in: float | None = None
-        if run.attempt < backfill["max_attempts"]:
+        # A destination that refused for good (a 4xx, an address outside the allow-list, an
+        # unroutable message) refuses again: spend no more attempts on it.
+        if run.attempt < backfill["max_attempts"] and getattr(exc, "retryable", True):
             retry_in = backoff_seconds(
                 run.attempt,
                 base=self._settings.retry_base_seconds,
@@ -244,6 +246,11 @@ class Executor:
         upper = run.upper_key or []
         cursor = run.cursor or run.lower_key
         try:
+            # The columns' types, once per run: sinks that encode rows need them to tell
+            # jsonb from text (asyncpg hands both over as str).
+            async with pool.acquire() as conn:
+                statement = await conn.prepare(keyset.read_batch(True))
+                column_types = [a.type.name for a in statement.get_attributes()[nkeys:]]
             while True:
                 async with pool.acquire() as conn:
                     rows = await conn.fetch(
@@ -259,6 +266,7 @@ class Executor:
                     key_columns=backfill["key_columns"],
                     backfill_id=run.backfill_id,
                     run_id=run.id,
+                    column_types=column_types,
                 )
                 # The backfill's rows-per-second throttle, shared with every other worker;
                 # asked each batch, so a change made while the run works takes effect.

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from orchestrator.errors import ValidationFailed
 from orchestrator.handlers.base import HandlerType
+from orchestrator.handlers.http import HttpHandlerType
 from orchestrator.handlers.noop import NoopHandlerType
+from orchestrator.handlers.python import PythonHandlerType
 from orchestrator.handlers.sql import SqlHandlerType
 
-HANDLER_TYPES: dict[str, HandlerType] = {t.name: t for t in (NoopHandlerType(), SqlHandlerType())}
+HANDLER_TYPES: dict[str, HandlerType] = {
+    t.name: t for t in (NoopHandlerType(), SqlHandlerType(), HttpHandlerType(), PythonHandlerType())
+}
 
 
 def handler_type(name: str) -> HandlerType:

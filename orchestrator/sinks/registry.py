@@ -10,8 +10,12 @@ from orchestrator.errors import ValidationFailed
 from orchestrator.sinks.base import SinkType
 from orchestrator.sinks.null import NullSinkType
 from orchestrator.sinks.postgres import PostgresSinkType
+from orchestrator.sinks.rabbitmq import RabbitmqSinkType
+from orchestrator.sinks.webhook import WebhookSinkType
 
-SINK_TYPES: dict[str, SinkType] = {t.name: t for t in (NullSinkType(), PostgresSinkType())}
+SINK_TYPES: dict[str, SinkType] = {
+    t.name: t for t in (NullSinkType(), PostgresSinkType(), RabbitmqSinkType(), WebhookSinkType())
+}
 
 
 def sink_type(name: str) -> SinkType:

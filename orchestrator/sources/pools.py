@@ -10,6 +10,7 @@ import asyncpg
 
 from orchestrator.errors import SourceError
 from orchestrator.settings import Settings
+from orchestrator.sinks.encoding import use_exact_intervals
 
 
 class SourcePools:
@@ -35,7 +36,12 @@ class SourcePools:
             if dsn is None:
                 known = ", ".join(self._settings.source_names())
                 raise SourceError(f"unknown source {name!r}; configured: {known}")
-            pool = await asyncpg.create_pool(dsn, min_size=0, max_size=self._settings.db_pool_max)
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=0,
+                max_size=self._settings.db_pool_max,
+                init=use_exact_intervals,  # months stay months (asyncpg folds them into days)
+            )
             assert pool is not None
             self._pools[name] = pool
             return pool
