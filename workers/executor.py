@@ -245,6 +245,7 @@ class Executor:
         nkeys = len(backfill["key_columns"])
         upper = run.upper_key or []
         cursor = run.cursor or run.lower_key
+        throttled = backfill["max_rows_per_second"] is not None
         try:
             # The columns' types, once per run: sinks that encode rows need them to tell
             # jsonb from text (asyncpg hands both over as str).
@@ -268,14 +269,14 @@ class Executor:
                     run_id=run.id,
                     column_types=column_types,
                 )
-                # The backfill's rows-per-second throttle, shared with every other worker;
-                # asked each batch, so a change made while the run works takes effect.
-                wait = await self._retrying(
-                    functools.partial(self._repo.take_rows, run.backfill_id, len(rows)),
-                    "take_rows",
-                )
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                if throttled:
+                    # The backfill's rows-per-second throttle, shared with every worker.
+                    wait = await self._retrying(
+                        functools.partial(self._repo.take_rows, run.backfill_id, len(rows)),
+                        "take_rows",
+                    )
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                 if clock.stale():
                     # This process may have been paused past its lease (another worker may
                     # own the run now): make sure, fenced, before writing anything more.
@@ -294,9 +295,12 @@ class Executor:
                     ingested,
                     self._settings.lease_seconds,
                 )
-                if not await self._retrying(checkpoint, "checkpoint"):
+                progress = await self._retrying(checkpoint, "checkpoint")
+                if progress is None:
                     raise LeaseLost()
                 clock.renewed()
+                # A throttle set or lifted while the run works applies from the next batch.
+                throttled = progress.max_rows_per_second is not None
                 metrics.ROWS_PROCESSED.inc(len(rows))
                 if len(rows) < limit:
                     return

@@ -189,6 +189,13 @@ class ClaimedRun:
     backfill: asyncpg.Record
 
 
+@dataclass(frozen=True)
+class Checkpointed:
+    """A checkpoint that counted, with what the run needs to know for its next batch."""
+
+    max_rows_per_second: float | None
+
+
 class Repository:
     def __init__(self, pool: Pool, *, capacity: int | None = None) -> None:
         self.pool = pool
@@ -704,25 +711,28 @@ class Repository:
         processed: int,
         ingested: int,
         lease: float,
-    ) -> bool:
+    ) -> Checkpointed | None:
         """Stores progress after a delivered batch and rolls the rows up, fenced by the lease:
-        False means this worker lost the run and must stop writing. Safe to retry: a
+        None means this worker lost the run and must stop writing. Safe to retry: a
         checkpoint whose commit went through but whose answer was lost finds its cursor
-        stored already (cursors only move forward) and adds nothing twice."""
+        stored already (cursors only move forward) and adds nothing twice. The answer
+        carries the backfill's current rows-per-second throttle, read under the lock this
+        takes anyway, so a change made while the run works reaches it at no extra cost."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await lock_backfill(conn, backfill_id)
+            backfill = await lock_backfill(conn, backfill_id)
+            done = Checkpointed(max_rows_per_second=backfill["max_rows_per_second"])
             stored = await conn.fetchrow(q("owned_run_cursor"), run_id, token)
             if stored is None:
-                return False
+                return None
             if stored["cursor"] == cursor:
-                return True
+                return done
             ok = await conn.fetchval(
                 q("checkpoint_run"), run_id, token, cursor, processed, ingested, lease
             )
             if ok is None:
-                return False
+                return None
             await conn.execute(q("add_rows"), backfill_id, processed, ingested)
-            return True
+            return done
 
     async def complete_run(
         self, run_id: int, backfill_id: int, token: UUID, processed: int, ingested: int
