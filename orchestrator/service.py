@@ -104,6 +104,27 @@ def draft_of(backfill: Backfill) -> DraftSpec:
     )
 
 
+def spec_of(
+    draft: DraftSpec, target_id: int, *, reprocess: Reprocess = Reprocess.ALL
+) -> BackfillSpec:
+    """The backfill a draft (or a re-planned definition) describes, to plan as a new one.
+    Its variables are taken as they are: merged over the target's when it is planned, as
+    at creation."""
+    return BackfillSpec(
+        target=target_id,
+        name=draft.name,
+        start=draft.start,
+        end=draft.end,
+        end_inclusive=draft.end_inclusive,
+        interval_type=draft.interval_type,
+        interval_units=draft.interval_units,
+        time_zone=draft.time_zone,
+        order=draft.order,
+        reprocess=reprocess,
+        variables=draft.variables,
+    )
+
+
 def _as_shown(value: date | datetime | None, zone: ZoneInfo) -> datetime | None:
     """A draft's start or end as an instant: a date is its local midnight, a naive datetime
     wall time in the zone."""
@@ -347,18 +368,7 @@ class BackfillService:
             )
         draft = draft_of(current)
         target = await self.repo.get_target(current.target_id, team_id)
-        spec = BackfillSpec(
-            target=target.id,
-            name=draft.name,
-            start=draft.start,
-            end=draft.end,
-            end_inclusive=draft.end_inclusive,
-            interval_type=draft.interval_type,
-            interval_units=draft.interval_units,
-            time_zone=draft.time_zone,
-            order=draft.order,
-            variables=draft.variables,
-        )
+        spec = spec_of(draft, target.id)
         values = self._range_values(spec, target)
         assert current.command_id is not None
         return await self.repo.start_draft(
@@ -405,21 +415,7 @@ class BackfillService:
             )
         draft = draft_of(result).model_copy(update=changes)
         target = await self.repo.get_target(current.target_id, team_id)
-        spec = BackfillSpec(
-            target=target.id,
-            name=result.name,
-            start=draft.start,
-            end=draft.end,
-            end_inclusive=draft.end_inclusive,
-            interval_type=draft.interval_type,
-            interval_units=draft.interval_units,
-            time_zone=draft.time_zone,
-            order=draft.order,
-            reprocess=current.reprocess,
-            # Re-planning takes the variables as given (merged over the target's, as at
-            # creation), not over the ones the backfill had.
-            variables=changes.get("variables", draft.variables),
-        )
+        spec = spec_of(draft, target.id, reprocess=current.reprocess)
         values = self._range_values(spec, target)
         assert current.command_id is not None
         return await self.repo.replan(
