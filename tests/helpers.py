@@ -51,3 +51,20 @@ async def wait_backfill(
         return body if body["state"] in states else None
 
     return await wait_until(probe, within=within, what=f"backfill {backfill_id} in {states}")
+
+
+async def make_target(client: Any, name: str, kind: str = "date_range", **fields: Any) -> Any:
+    """POST /v1/targets. A date-range target runs the `noop` handler and a table target
+    copies the table of its own name to the `null` sink, unless `fields` say otherwise."""
+    body: dict[str, Any] = {"name": name, "kind": kind, **fields}
+    if kind == "date_range":
+        body.setdefault("handler", {"type": "noop"})
+    else:
+        body.setdefault("tables", [name])
+        body.setdefault("sink", {"type": "null"})
+    return await api(client, "POST", "/v1/targets", 201, json=body)
+
+
+async def start_backfill(client: Any, target: str | int, **fields: Any) -> Any:
+    """POST /v1/backfills, expecting 201."""
+    return await api(client, "POST", "/v1/backfills", 201, json={"target": target, **fields})

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from orchestrator.context import Context
 from orchestrator.probes import ContextProbes
-from tests.helpers import api, wait_backfill
+from tests.helpers import api, make_target, wait_backfill
 
 pytestmark = pytest.mark.integration
 
@@ -124,13 +124,7 @@ async def test_a_sequin_backfill_is_native_and_invisible_to_the_date_range_apis(
     idle: Any, db: Any
 ) -> None:
     await db.execute("CREATE TABLE records (id bigint PRIMARY KEY)")
-    sink = await api(
-        idle,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "records", "kind": "table", "tables": ["records"], "sink": {"type": "null"}},
-    )
+    sink = await make_target(idle, "records", "table")
     created = await api(idle, "POST", "/api/sinks/records/backfills", 200)
     native = await api(idle, "GET", f"/v1/backfills/{created['id']}", 200)
     assert native["target_id"] == sink["id"]

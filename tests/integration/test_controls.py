@@ -16,7 +16,7 @@ from orchestrator.handlers.registry import HANDLER_TYPES
 from orchestrator.probes import ContextProbes
 from orchestrator.sinks.base import Resources
 from tests.conftest import RunningWorker
-from tests.helpers import api, wait_backfill
+from tests.helpers import api, make_target, start_backfill, wait_backfill
 from workers.planner import Planner
 from workers.process import Worker
 
@@ -66,20 +66,8 @@ def switch() -> Iterator[Switch]:
 async def test_retry_puts_failed_runs_back_and_the_backfill_finishes(
     client: Any, switch: Switch
 ) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "w", "kind": "date_range", "handler": {"type": "switch"}, "max_attempts": 2},
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "w", "start": "2024-01-01", "end": "2024-01-03"},
-    )
+    await make_target(client, "w", handler={"type": "switch"}, max_attempts=2)
+    created = await start_backfill(client, "w", start="2024-01-01", end="2024-01-03")
     failed = await wait_backfill(client, created["id"], {"failed", "completed"})
     assert failed["state"] == "failed"
     assert failed["runs_failed"] == 3
@@ -105,20 +93,8 @@ async def test_retry_puts_failed_runs_back_and_the_backfill_finishes(
 
 
 async def test_retry_without_failed_runs_is_422_and_changes_nothing(client: Any) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "n", "kind": "date_range", "handler": {"type": "noop"}},
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "n", "start": "2024-01-01", "end": "2024-01-02"},
-    )
+    await make_target(client, "n")
+    created = await start_backfill(client, "n", start="2024-01-01", end="2024-01-02")
     paused = await api(client, "POST", f"/v1/backfills/{created['id']}/pause", 200)
     refused = await api(client, "POST", f"/v1/backfills/{created['id']}/retry", 422)
     assert refused["code"] == "validation_failed"
@@ -132,30 +108,14 @@ async def test_each_run_receives_its_window_and_the_previous_windows_start(
     client: Any, switch: Switch
 ) -> None:
     switch.failing = False
-    await api(
+    await make_target(client, "w", handler={"type": "switch"}, variables={"warehouse": "eu"})
+    created = await start_backfill(
         client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "w",
-            "kind": "date_range",
-            "handler": {"type": "switch"},
-            "variables": {"warehouse": "eu"},
-        },
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={
-            "target": "w",
-            "start": "2024-01-01",
-            "end": "2024-01-02",
-            "order": "newest_first",
-            "variables": {"mode": "full"},
-        },
+        "w",
+        start="2024-01-01",
+        end="2024-01-02",
+        order="newest_first",
+        variables={"mode": "full"},
     )
     await wait_backfill(client, created["id"], {"completed"})
     by_day = {v["window_start"][:10]: v for v in switch.variables}
@@ -179,13 +139,7 @@ async def test_each_run_receives_its_window_and_the_previous_windows_start(
 async def test_a_dry_run_shows_the_windows_and_the_overlap_and_creates_nothing(
     client: Any, db: Any
 ) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "n", "kind": "date_range", "handler": {"type": "noop"}},
-    )
+    await make_target(client, "n")
     body = {"target": "n", "start": "2024-01-01", "end": "2024-01-10", "order": "newest_first"}
     first = await api(client, "POST", "/v1/backfills?dry_run=true&limit=4", 200, json=body)
     assert first["dry_run"] is True
@@ -222,19 +176,7 @@ async def test_a_table_dry_run_shows_the_key_ranges_the_planner_would_cut(
     await db.execute("CREATE TABLE items (id bigint PRIMARY KEY)")
     await db.execute("INSERT INTO items SELECT g FROM generate_series(1, 95) g")
     await db.execute("ANALYZE items")
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "items",
-            "kind": "table",
-            "tables": ["items"],
-            "chunk_size": 20,
-            "sink": {"type": "null"},
-        },
-    )
+    await make_target(client, "items", "table", chunk_size=20)
     preview = await api(
         client, "POST", "/v1/backfills?dry_run=true&limit=3", 200, json={"target": "items"}
     )
@@ -277,20 +219,8 @@ async def idle(ctx: Context, token: str) -> AsyncIterator[TestClient[Any, Any]]:
 async def test_a_backfill_that_has_not_started_is_planned_again(
     idle: Any, ctx: Context, db: Any
 ) -> None:
-    await api(
-        idle,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "n", "kind": "date_range", "handler": {"type": "noop"}},
-    )
-    created = await api(
-        idle,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "n", "start": "2024-01-01", "end": "2024-01-05"},
-    )
+    await make_target(idle, "n")
+    created = await start_backfill(idle, "n", start="2024-01-01", end="2024-01-05")
     bid = created["id"]
     # Planned (its runs exist, some queued) but not started: no worker consumes.
     await Planner(ctx.settings, ctx.repo, ctx.sources).plan(bid)
@@ -329,27 +259,9 @@ async def test_a_backfill_that_has_not_started_is_planned_again(
 
 
 async def test_re_planning_refuses_what_a_create_would(idle: Any, db: Any) -> None:
-    await api(
-        idle,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "n", "kind": "date_range", "handler": {"type": "noop"}},
-    )
-    january = await api(
-        idle,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "n", "start": "2024-01-01", "end": "2024-01-31"},
-    )
-    march = await api(
-        idle,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "n", "start": "2024-03-01", "end": "2024-03-31"},
-    )
+    await make_target(idle, "n")
+    january = await start_backfill(idle, "n", start="2024-01-01", end="2024-01-31")
+    march = await start_backfill(idle, "n", start="2024-03-01", end="2024-03-31")
     clash = await api(
         idle, "PATCH", f"/v1/backfills/{march['id']}", 409, json={"start": "2024-01-15"}
     )
@@ -361,13 +273,7 @@ async def test_re_planning_refuses_what_a_create_would(idle: Any, db: Any) -> No
     assert after["start"].startswith("2024-03-01")
 
     await db.execute("CREATE TABLE items (id bigint PRIMARY KEY)")
-    await api(
-        idle,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "items", "kind": "table", "tables": ["items"], "sink": {"type": "null"}},
-    )
+    await make_target(idle, "items", "table")
     table = await api(idle, "POST", "/v1/backfills", 201, json={"target": "items"})
     body = await api(
         idle, "PATCH", f"/v1/backfills/{table['id']}", 422, json={"start": "2024-01-01"}
@@ -382,13 +288,7 @@ async def test_re_planning_refuses_what_a_create_would(idle: Any, db: Any) -> No
 async def test_reprocess_none_skips_completed_windows_and_failed_runs_only_failed_ones(
     client: Any, switch: Switch
 ) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "w", "kind": "date_range", "handler": {"type": "switch"}, "max_attempts": 1},
-    )
+    await make_target(client, "w", handler={"type": "switch"}, max_attempts=1)
 
     async def backfill(start: str, end: str, reprocess: str = "all") -> dict[str, Any]:
         created = await api(

@@ -20,7 +20,7 @@ from orchestrator.handlers.registry import HANDLER_TYPES
 from orchestrator.probes import ContextProbes
 from orchestrator.sinks.base import Resources
 from tests.conftest import RunningWorker, make_settings
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 from workers.process import Worker
 
 pytestmark = pytest.mark.integration
@@ -78,25 +78,9 @@ async def test_a_small_urgent_backfill_is_not_starved_by_a_big_one(
     small_cluster: Any, db: Any
 ) -> None:
     client = small_cluster
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "t", "kind": "date_range", "handler": {"type": "steady"}},
-    )
-    big = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={
-            "target": "t",
-            "start": "2024-01-01",
-            "end": "2024-03-31",
-            "max_active_runs": 50,
-            "priority": 1,
-        },
+    await make_target(client, "t", handler={"type": "steady"})
+    big = await start_backfill(
+        client, "t", start="2024-01-01", end="2024-03-31", max_active_runs=50, priority=1
     )
 
     async def big_completed() -> int:
@@ -114,13 +98,7 @@ async def test_a_small_urgent_backfill_is_not_starved_by_a_big_one(
     assert in_flight <= 4
 
     before = await big_completed()
-    small = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "t", "start": "2025-01-01", "end": "2025-01-03", "priority": 10},
-    )
+    small = await start_backfill(client, "t", start="2025-01-01", end="2025-01-03", priority=10)
     await wait_backfill(client, small["id"], {"completed"}, within=30)
     overtaken_by = await big_completed() - before
     # The small one's three runs waited behind a handful of the big one's, not its queue.

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.context import Context, open_context
 from tests.conftest import RunningWorker, make_settings
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 from workers.process import Worker
 
 pytestmark = pytest.mark.integration
@@ -33,26 +33,15 @@ async def second_worker(database: str, prefix: str, worker: Any) -> AsyncIterato
 async def test_runs_per_minute_holds_across_workers(
     client: Any, db: Any, second_worker: Context
 ) -> None:
-    await api(
+    await make_target(client, "n")
+    created = await start_backfill(
         client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "n", "kind": "date_range", "handler": {"type": "noop"}},
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={
-            "target": "n",
-            "start": "2024-01-01T00:00:00",
-            "end": "2024-01-01T00:31:00",
-            "interval_type": "minute",
-            "max_active_runs": 4,
-            "max_runs_per_minute": 360,  # 6 a second
-        },
+        "n",
+        start="2024-01-01T00:00:00",
+        end="2024-01-01T00:31:00",
+        interval_type="minute",
+        max_active_runs=4,
+        max_runs_per_minute=360,  # 6 a second
     )
     await wait_backfill(client, created["id"], {"completed"}, within=60)
     starts = await db.fetch(
@@ -76,26 +65,8 @@ async def test_rows_per_second_holds_across_workers(
     client: Any, db: Any, second_worker: Context
 ) -> None:
     await make_table(db, 12_000)
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "items",
-            "kind": "table",
-            "tables": ["items"],
-            "chunk_size": 1000,
-            "sink": {"type": "null"},
-        },
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "items", "max_active_runs": 4, "max_rows_per_second": 3000},
-    )
+    await make_target(client, "items", "table", chunk_size=1000)
+    created = await start_backfill(client, "items", max_active_runs=4, max_rows_per_second=3000)
     done = await wait_backfill(client, created["id"], {"completed"}, within=60)
     assert done["rows_processed_count"] == 12_000
     span = await db.fetchval(
@@ -109,26 +80,8 @@ async def test_rows_per_second_holds_across_workers(
 
 async def test_a_throttle_changed_while_running_takes_effect(client: Any, db: Any) -> None:
     await make_table(db, 30_000)
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "items",
-            "kind": "table",
-            "tables": ["items"],
-            "chunk_size": 1000,
-            "sink": {"type": "null"},
-        },
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "items", "max_rows_per_second": 1000},
-    )
+    await make_target(client, "items", "table", chunk_size=1000)
+    created = await start_backfill(client, "items", max_rows_per_second=1000)
     bid = created["id"]
 
     async def moving() -> bool:
