@@ -773,6 +773,20 @@ class BackfillService:
         target = await self.repo.get_target(target_ref, team_id)
         return await self.repo.latest_backfill(target.id, team_id)
 
+    async def offset_page(
+        self,
+        *,
+        team_id: int,
+        target_id: int | None,
+        kind: TargetKind | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Backfill], int]:
+        """Newest first, by offset (for APIs that page that way), with the total count."""
+        return await self.repo.offset_page(
+            team_id, target_id, kind.value if kind else None, offset, limit
+        )
+
     async def all_backfills(
         self,
         *,

@@ -76,8 +76,6 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # of dicts (Mage has none).
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 10_000
-# How many backfills a list reads before paging them; `metadata.count` stops here.
-LIST_CAP = 10_000
 _BIGINT_MAX = 2**63 - 1
 # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
 _DIGITS = re.compile(r"[0-9]+")
@@ -511,23 +509,23 @@ async def _one(request: web.Request, backfill: Backfill, pipeline: Target) -> we
 
 
 async def _many(
-    request: web.Request, backfills: Sequence[Backfill], pipeline: Target | None
+    request: web.Request, target_id: int | None, pipeline: Target | None
 ) -> web.Response:
-    """One page of a list, as Mage's DatabaseResource.process_collection answers it."""
+    """One page of a list, as Mage's DatabaseResource.process_collection answers it: the
+    team's date-range backfills, newest first (Mage orders by created_at desc), paged and
+    counted by the database."""
     view = read_presentation(request.query)
-    page = backfills[view.offset : view.offset + view.limit]
+    page, total = await request.app[SERVICE_KEY].offset_page(
+        team_id=team_of(request),
+        target_id=target_id,
+        kind=TargetKind.DATE_RANGE,
+        offset=view.offset,
+        limit=view.limit,
+    )
     names = {pipeline.id: pipeline.name} if pipeline else await _names(request, page)
     shown = [await present(request, b, names[b.target_id], view) for b in page]
-    more = len(backfills) > view.offset + len(page)
-    return _ok({"backfills": shown, "metadata": {"count": len(backfills), "next": more}})
-
-
-async def _visible(request: web.Request, target_id: int | None) -> list[Backfill]:
-    """The team's date-range backfills, newest first (Mage orders by created_at desc)."""
-    backfills = await request.app[SERVICE_KEY].all_backfills(
-        team_id=team_of(request), target_id=target_id, states=None, cap=LIST_CAP
-    )
-    return [b for b in backfills if b.kind == TargetKind.DATE_RANGE]
+    more = total > view.offset + len(page)
+    return _ok({"backfills": shown, "metadata": {"count": total, "next": more}})
 
 
 async def _names(request: web.Request, backfills: Sequence[Backfill]) -> dict[int, str]:
@@ -641,8 +639,7 @@ async def create_backfill(request: web.Request) -> web.Response:
 @routes.get(_PIPELINE_BACKFILLS)
 async def list_pipeline_backfills(request: web.Request) -> web.Response:
     pipeline = await _pipeline(request)
-    backfills = await _visible(request, pipeline.id)
-    return await _many(request, backfills, pipeline)
+    return await _many(request, pipeline.id, pipeline)
 
 
 @routes.get(_ALL_BACKFILLS)
@@ -655,8 +652,8 @@ async def list_backfills(request: web.Request) -> web.Response:
         try:
             target_id = (await _pipeline_named(request, name)).id
         except NotFound:
-            return await _many(request, [], None)
-    return await _many(request, await _visible(request, target_id), None)
+            return _ok({"backfills": [], "metadata": {"count": 0, "next": False}})
+    return await _many(request, target_id, None)
 
 
 @routes.get(_PIPELINE_BACKFILL)

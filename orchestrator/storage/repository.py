@@ -535,6 +535,17 @@ class Repository:
             reports = await self._error_reports(conn, [r["id"] for r in rows if r["runs_failed"]])
             return [Backfill.from_row(r, reports.get(r["id"])) for r in rows]
 
+    async def offset_page(
+        self, team_id: int, target_id: int | None, kind: str | None, offset: int, limit: int
+    ) -> tuple[list[Backfill], int]:
+        """A page by offset and the total it is a page of, both counted by the database."""
+        async with self.pool.acquire() as conn:
+            args = (team_id, target_id, kind)
+            rows = await conn.fetch(q("offset_page_backfills"), *args, offset, limit)
+            total = await conn.fetchval(q("count_backfills"), *args)
+            reports = await self._error_reports(conn, [r["id"] for r in rows if r["runs_failed"]])
+            return [Backfill.from_row(r, reports.get(r["id"])) for r in rows], int(total)
+
     async def list_runs(
         self, backfill_id: int, states: list[str] | None, after: int | None, limit: int
     ) -> list[TransferRun]:

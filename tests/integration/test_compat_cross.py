@@ -132,6 +132,8 @@ async def test_a_sequin_backfill_is_native_and_invisible_to_the_date_range_apis(
     await api(idle, "GET", f"/v1/teams/1/backfills/{native['id']}", 404)
     status = await idle.get(f"/api/backfills/{native['id']}?_http_error_codes=true")
     assert status.status == 404
+    listed = await api(idle, "GET", "/api/backfills", 200)
+    assert listed == {"backfills": [], "metadata": {"count": 0, "next": False}}
 
     await api(idle, "POST", f"/v1/backfills/{native['id']}/pause", 200)
     body = await api(idle, "GET", f"/api/sinks/records/backfills/{created['id']}", 200)

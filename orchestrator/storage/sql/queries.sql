@@ -515,3 +515,18 @@ extra AS (
 UPDATE transfer_runs t SET state = 'pending', queued_at = NULL, updated_at = now()
 FROM extra WHERE t.id = extra.id
 RETURNING t.id;
+
+-- name: offset_page_backfills
+-- An offset page (for APIs that page by offset, as Mage's does), newest first.
+SELECT * FROM backfills
+WHERE team_id = $1 AND deleted_at IS NULL
+  AND ($2::bigint IS NULL OR target_id = $2)
+  AND ($3::text IS NULL OR kind = $3)
+ORDER BY id DESC
+OFFSET $4 LIMIT $5;
+
+-- name: count_backfills
+SELECT count(*) FROM backfills
+WHERE team_id = $1 AND deleted_at IS NULL
+  AND ($2::bigint IS NULL OR target_id = $2)
+  AND ($3::text IS NULL OR kind = $3);
