@@ -321,20 +321,13 @@ class Repository:
             await enqueue(conn, "event.backfill.created", backfill_event("backfill.created", row))
             return Backfill.from_row(row), True
 
-    async def _refuse_overlap(self, conn: Conn, values: dict[str, Any], exclude: int = 0) -> None:
-        """Conflict if `values` (a backfill to be) overlaps an active backfill of its target
-        other than `exclude`. The caller holds the target's lock, so two overlapping
-        creates cannot both pass."""
+    async def _overlap(self, conn: Conn, values: dict[str, Any], exclude: int = 0) -> int | None:
+        """The active backfill of the same target that `values` (a backfill to be) would
+        clash with, other than `exclude`: the same table, or an overlapping date range."""
         if values["kind"] == "table":
             other = await conn.fetchval(
                 q("active_table_backfill"), values["target_id"], values["table_name"], exclude
             )
-            if other is not None:
-                raise Conflict(
-                    f"backfill {other} of {values['table_name']} is still active on this "
-                    "target; cancel it or wait for it to finish",
-                    extra={"conflicting_backfill_id": other},
-                )
         else:
             other = await conn.fetchval(
                 q("overlapping_range_backfill"),
@@ -343,21 +336,27 @@ class Repository:
                 values["covered_to"],
                 exclude,
             )
-            if other is not None:
-                raise Conflict(
-                    f"the range overlaps active backfill {other} of the same target",
-                    extra={"conflicting_backfill_id": other},
-                )
+        return None if other is None else int(other)
+
+    async def _refuse_overlap(self, conn: Conn, values: dict[str, Any], exclude: int = 0) -> None:
+        """Conflict on an overlap. The caller holds the target's lock, so two overlapping
+        creates cannot both pass."""
+        other = await self._overlap(conn, values, exclude)
+        if other is None:
+            return
+        what = (
+            f"backfill {other} of {values['table_name']} is still active on this target; "
+            "cancel it or wait for it to finish"
+            if values["kind"] == "table"
+            else f"the range overlaps active backfill {other} of the same target"
+        )
+        raise Conflict(what, extra={"conflicting_backfill_id": other})
 
     async def find_overlap(self, values: dict[str, Any]) -> int | None:
         """The active backfill a backfill with `values` would conflict with, if any (for a
         dry run: read without the target's lock, so a create can still lose a race)."""
         async with self.pool.acquire() as conn:
-            try:
-                await self._refuse_overlap(conn, values)
-            except Conflict as exc:
-                return int(exc.extra["conflicting_backfill_id"])
-            return None
+            return await self._overlap(conn, values)
 
     async def start_draft(
         self,
@@ -634,9 +633,8 @@ class Repository:
     async def take_rows(self, backfill_id: int, rows: int) -> float:
         """Seconds to wait before delivering `rows` under the backfill's rows-per-second
         throttle (0 without one)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await lock_backfill(conn, backfill_id)
-            got = await conn.fetchrow(q("take_row_tokens"), backfill_id, rows)
+        # One statement, alone in its transaction: the lock it takes is the only one held.
+        got = await self.pool.fetchrow(q("take_row_tokens"), backfill_id, rows)
         if got is None or got["row_tokens"] >= 0:
             return 0.0
         return float(-got["row_tokens"] / got["max_rows_per_second"])
