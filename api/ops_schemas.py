@@ -40,6 +40,9 @@ class WorkerSeenOut(_Out):
     started_at: datetime
     last_seen_at: datetime
     stopped_at: datetime | None
+    # alive: heartbeats arrive; stale: none for three heartbeat periods although it never
+    # said it stopped (killed, or its host is gone); stopped: it shut down.
+    status: Literal["alive", "stale", "stopped"]
 
 
 class OutboxOut(_Out):

@@ -846,4 +846,5 @@ class BackfillService:
 
     async def overview(self) -> dict[str, Any]:
         """Backfills by state, runs by state, oldest pending run, workers seen."""
-        return await self.repo.overview()
+        # Three missed heartbeats: one late beat under load is not yet a dead worker.
+        return await self.repo.overview(stale_after_seconds=3 * self.settings.heartbeat_seconds)

@@ -847,12 +847,12 @@ class Repository:
     async def worker_stopped(self, worker_id: str) -> None:
         await self.pool.execute(q("worker_stopped"), worker_id)
 
-    async def overview(self) -> dict[str, Any]:
+    async def overview(self, stale_after_seconds: float = 30.0) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
             backfills = {r["state"]: r["n"] for r in await conn.fetch(q("overview_backfills"))}
             runs = {r["state"]: r["n"] for r in await conn.fetch(q("overview_runs"))}
             oldest = await conn.fetchrow(q("overview_oldest_pending"))
-            workers = await conn.fetch(q("overview_workers"))
+            workers = await conn.fetch(q("overview_workers"), stale_after_seconds)
             outbox = await conn.fetchrow(q("overview_outbox"))
         assert outbox is not None
         return {

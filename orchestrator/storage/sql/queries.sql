@@ -362,7 +362,12 @@ SELECT id, backfill_id, created_at, not_before FROM transfer_runs
 WHERE state = 'pending' ORDER BY created_at, id LIMIT 1;
 
 -- name: overview_workers
-SELECT id, hostname, pid, roles, started_at, last_seen_at, stopped_at FROM workers
+-- $1: seconds without a heartbeat after which a worker that never said it stopped is stale.
+SELECT id, hostname, pid, roles, started_at, last_seen_at, stopped_at,
+       CASE WHEN stopped_at IS NOT NULL THEN 'stopped'
+            WHEN last_seen_at > now() - make_interval(secs => $1) THEN 'alive'
+            ELSE 'stale' END AS status
+FROM workers
 WHERE last_seen_at > now() - interval '1 day'
 ORDER BY last_seen_at DESC LIMIT 100;
 
