@@ -63,8 +63,12 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[st
         upper = name.upper()
         if not upper.startswith(PREFIX) or upper in known:
             continue
-        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
-        found.append((name, close[0] if close else None))
+        # Compared without the prefix every name shares, which would make anything "close".
+        close = difflib.get_close_matches(
+            upper.removeprefix(PREFIX), sorted(k.removeprefix(PREFIX) for k in known), n=1,
+            cutoff=0.6,
+        )  # fmt: skip
+        found.append((name, PREFIX + close[0] if close else None))
     return found
 
 

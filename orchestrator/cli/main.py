@@ -44,6 +44,19 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def given_value(args: list[str], param: object) -> str | None:
+    """The text given for an option that failed to convert, so the error line can name it
+    (typer's own message says only what was expected)."""
+    opts: list[str] = list(getattr(param, "opts", None) or [])
+    for i, arg in enumerate(args):
+        for opt in opts:
+            if arg == opt and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith(f"{opt}="):
+                return arg[len(opt) + 1 :]
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not set(args) & SERVER_COMMANDS:
@@ -63,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
             print(exc.format_message(), file=sys.stderr)
             sys.exit(Exit.USAGE)
         where = f"{ctx.command_path}: " if ctx is not None else ""
-        fail(f"{where}{exc.format_message()} (see --help)", exc.exit_code)
+        given = given_value(args, getattr(exc, "param", None))
+        got = f" (got {given!r})" if given is not None else ""
+        fail(f"{where}{exc.format_message()}{got}; see --help", exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         fail("interrupted", Exit.INTERRUPTED)
     sys.exit(result if isinstance(result, int) else 0)
