@@ -54,6 +54,14 @@ def _problem_line(status: int, body: Any) -> str:
     return line
 
 
+class ApiError(CliError):
+    """The server answered with an error status."""
+
+    def __init__(self, message: str, code: Exit, status: int) -> None:
+        super().__init__(message, code)
+        self.status = status
+
+
 class ApiClient:
     def __init__(self, session: aiohttp.ClientSession, base: URL) -> None:
         self._session = session
@@ -99,15 +107,26 @@ class ApiClient:
             ) from None
         if status in (401, 403):
             hint = f" (check {TOKEN_ENV} or --token)" if status == 401 else ""
-            raise CliError(f"{method} {path}: {_problem_line(status, body)}{hint}", Exit.AUTH)
+            raise ApiError(
+                f"{method} {path}: {_problem_line(status, body)}{hint}", Exit.AUTH, status
+            )
         if status >= 400:
-            raise CliError(f"{method} {path}: {_problem_line(status, body)}", Exit.ERROR)
+            raise ApiError(f"{method} {path}: {_problem_line(status, body)}", Exit.ERROR, status)
         if status != 204 and body is None:
             raise CliError(
                 f"{method} {url} answered {status} without JSON; is {self.base} the backfill API?",
                 Exit.UNREACHABLE,
             )
         return body
+
+    async def find(self, path: str) -> Any:
+        """GET, or None when the answer is 404."""
+        try:
+            return await self.get(path)
+        except CliError as exc:
+            if isinstance(exc, ApiError) and exc.status == 404:
+                return None
+            raise
 
     async def get(self, path: str, **params: str) -> Any:
         return await self.request("GET", path, params=params or None)
@@ -117,8 +136,10 @@ class ApiClient:
 
 
 @asynccontextmanager
-async def open_client(url: str | None, token: str | None) -> AsyncIterator[ApiClient]:
-    base = parse_base_url(url or os.environ.get(URL_ENV) or DEFAULT_URL)
+async def open_client(
+    url: str | None, token: str | None, *, default_url: str = DEFAULT_URL
+) -> AsyncIterator[ApiClient]:
+    base = parse_base_url(url or os.environ.get(URL_ENV) or default_url)
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise CliError(

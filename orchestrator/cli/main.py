@@ -14,6 +14,7 @@ import typer
 from orchestrator.cli import admin, server
 from orchestrator.cli.backfills import backfills
 from orchestrator.cli.config import unknown_variable_lines
+from orchestrator.cli.demo import demo
 from orchestrator.cli.errors import CliError, Exit
 from orchestrator.cli.targets import targets
 from orchestrator.cli.watch import watch
@@ -36,6 +37,7 @@ app.add_typer(admin.teams, name="teams")
 app.add_typer(targets, name="targets")
 app.add_typer(backfills, name="backfills")
 app.command("watch")(watch)
+app.command("demo")(demo)
 # Further groups register here, one module each (e.g. `bench`, `sources`).
 
 
