@@ -1,12 +1,23 @@
 # Developer entry points. `make` (or `make help`) lists them.
 #
 # Everything runs from the project virtualenv in $(VENV); it is created and
-# filled on first use, and refilled only when pyproject.toml changes.
+# filled on first use from the lock files, and refilled only when they change:
+# requirements.txt (runtime, for `make run` and the Dockerfile) and
+# requirements-dev.txt (runtime + every extra: dev tools, benchmarks). `make lock`
+# regenerates both from pyproject.toml.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+LOCK := requirements.txt
+DEV_LOCK := requirements-dev.txt
+LOCK_ARGS ?=
+# Pins for every platform and Python >= 3.11, with hashes; an existing pin is kept unless
+# LOCK_ARGS=--upgrade (or --upgrade-package NAME) says otherwise.
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet $(LOCK_ARGS)
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
@@ -18,7 +29,7 @@ MAKEFLAGS += --no-builtin-rules
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install services migrate run test lint typecheck fmt check bench clean distclean
+.PHONY: help venv install install-runtime lock services migrate run demo test lint typecheck fmt check bench clean distclean
 
 help: ## Show this list
 	@echo "Usage: make <target> [PYTHON=python3] [PYTEST_ARGS='-k name -x']"
@@ -38,21 +49,42 @@ $(BIN)/python:
 		echo "  (on Debian/Ubuntu: apt-get install python3-venv; or pass PYTHON=/path/to/python3.11)" >&2; \
 		exit 1; }
 
-install: $(STAMP) ## Install the package and dev tools into .venv (only when pyproject.toml changed)
+install: $(DEV_STAMP) ## Install the package, its dependencies and the dev tools from the lock files
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	@echo "installing the package and dev tools into $(VENV) (pip install -e '.[dev]')"
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+install-runtime: $(RUNTIME_STAMP) ## Install the package and its runtime dependencies only
+
+# pip check catches a lock file older than a dependency added to pyproject.toml.
+$(RUNTIME_STAMP): $(LOCK) pyproject.toml | $(BIN)/python
+	@echo "installing the runtime dependencies into $(VENV) (from $(LOCK))"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+		echo "error: $(LOCK) lacks what pyproject.toml asks for; run 'make lock'" >&2; exit 1; }
 	@touch $@
+
+$(DEV_STAMP): $(DEV_LOCK) $(RUNTIME_STAMP)
+	@echo "installing the dev tools into $(VENV) (from $(DEV_LOCK))"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+		echo "error: $(DEV_LOCK) lacks what pyproject.toml asks for; run 'make lock'" >&2; exit 1; }
+	@touch $@
+
+lock: | $(BIN)/python ## Regenerate requirements*.txt from pyproject.toml (LOCK_ARGS=--upgrade for newer pins)
+	$(BIN)/python -m pip install --quiet 'uv>=0.5'
+	$(LOCK_COMPILE) -o $(LOCK)
+	$(LOCK_COMPILE) --all-extras --constraint $(LOCK) -o $(DEV_LOCK)
 
 services: ## Make sure Postgres and RabbitMQ are reachable (starts local ones if needed)
 	@bash scripts/ensure-services.sh
 
-migrate: install services ## Create the database if missing and apply migrations
+migrate: install-runtime services ## Create the database if missing and apply migrations
 	$(BIN)/backfill migrate
 
-run: install services ## Run API and workers in one process (migrates on start)
+run: install-runtime services ## Run API and workers in one process (migrates on start)
 	$(BIN)/backfill up
+
+demo: install-runtime services ## With `make run` going: two sample backfills, watched to the end
+	$(BIN)/backfill demo
 
 test: install services ## Run the tests (extra pytest arguments: PYTEST_ARGS=...)
 	$(BIN)/pytest $(PYTEST_ARGS)
