@@ -158,10 +158,11 @@ async def run_demo(
             },
         )  # fmt: skip
         output.notice("3/4 one backfill of each ...")
-        copy = await client.post("/v1/backfills", {"target": TABLE_TARGET})
+        copy = await client.post("/v1/backfills", {"target": TABLE_TARGET, "name": TABLE_TARGET})
         totals = await client.post(
             "/v1/backfills",
-            {"target": WINDOW_TARGET, "start": MONTH_START, "end": MONTH_END,
+            {"target": WINDOW_TARGET, "name": WINDOW_TARGET, "start": MONTH_START,
+             "end": MONTH_END,
              "interval_units": 6, "max_active_runs": 4},
         )  # fmt: skip
         output.notice(f"4/4 watching backfills {copy['id']} and {totals['id']} ...")
