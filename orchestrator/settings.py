@@ -129,6 +129,14 @@ class Settings(BaseSettings):
             parse_entry(entry)  # raises ValueError naming the bad entry
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        if value.upper() not in levels:
+            raise ValueError(f"not a log level; allowed: {', '.join(levels)}")
+        return value.upper()
+
     def source_names(self) -> list[str]:
         return sorted({MAIN_SOURCE, *self.sources})
 

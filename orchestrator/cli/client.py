@@ -20,7 +20,7 @@ from orchestrator.cli.errors import CliError, Exit, UsageError
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "BACKFILL_URL"
 TOKEN_ENV = "BACKFILL_TOKEN"
-TIMEOUT = aiohttp.ClientTimeout(total=30, connect=5)
+TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10)
 
 
 def parse_base_url(text: str) -> URL:

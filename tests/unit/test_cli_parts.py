@@ -142,3 +142,13 @@ def test_the_value_given_to_a_failing_option_is_found() -> None:
 def test_expiry_accepts_times_with_zones() -> None:
     later = NOW + timedelta(hours=1)
     assert parse_expiry(later.isoformat(), NOW) == later
+
+
+def test_an_unknown_log_level_is_refused_with_the_allowed_ones() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(log_level="bogus")
+    assert describe(caught.value) == (
+        "BACKFILL_LOG_LEVEL='bogus': not a log level; allowed: DEBUG, INFO, WARNING, ERROR, "
+        "CRITICAL"
+    )
+    assert Settings(log_level="debug").log_level == "DEBUG"
