@@ -13,6 +13,7 @@ import typer
 
 from orchestrator.cli import admin, server
 from orchestrator.cli.backfills import backfills
+from orchestrator.cli.bench import CONTEXT, bench
 from orchestrator.cli.config import unknown_variable_lines
 from orchestrator.cli.demo import demo
 from orchestrator.cli.errors import CliError, Exit
@@ -38,7 +39,8 @@ app.add_typer(targets, name="targets")
 app.add_typer(backfills, name="backfills")
 app.command("watch")(watch)
 app.command("demo")(demo)
-# Further groups register here, one module each (e.g. `bench`, `sources`).
+app.command("bench", context_settings=CONTEXT)(bench)
+# Further groups register here, one module each (e.g. `sources`).
 
 
 def fail(message: str, code: int) -> None:
