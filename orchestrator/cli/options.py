@@ -30,4 +30,4 @@ def run(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except KeyboardInterrupt:
-        raise CliError("interrupted", Exit.INTERRUPTED) from None
+        raise CliError("interrupted (backfills go on)", Exit.INTERRUPTED) from None

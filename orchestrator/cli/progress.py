@@ -106,13 +106,18 @@ def rate_text(reading: Reading) -> str:
         return f"{reading.rows_per_second:,.0f} rows/s"
     if reading.runs_per_minute is not None:
         return f"{reading.runs_per_minute:,.1f} runs/min"
-    return "- /s"
+    return ""
 
 
 def detail(reading: Reading) -> str:
     total = "?" if reading.total is None else f"{reading.total:,}"
-    eta = "" if reading.eta_seconds is None else f" · ETA {duration(reading.eta_seconds)}"
-    return f"{reading.done:,}/{total} {reading.unit} · {rate_text(reading)}{eta} · {reading.state}"
+    parts = [f"{reading.done:,}/{total} {reading.unit}"]
+    if reading.state not in FINAL_STATES:
+        parts.append(rate_text(reading))
+        if reading.eta_seconds is not None:
+            parts.append(f"ETA {duration(reading.eta_seconds)}")
+    parts.append(reading.state)
+    return " · ".join(p for p in parts if p)
 
 
 def _time(value: Any) -> datetime | None:

@@ -12,7 +12,7 @@ from orchestrator.cli.admin import key_state, parse_expiry, parse_scopes
 from orchestrator.cli.config import describe, unknown_variables
 from orchestrator.cli.errors import Exit, UsageError
 from orchestrator.cli.main import given_value
-from orchestrator.cli.progress import RateTracker, read, summary
+from orchestrator.cli.progress import RateTracker, detail, read, summary
 from orchestrator.cli.watch import exit_code
 from orchestrator.domain.keys import KeyInfo, Scope
 from orchestrator.settings import Settings
@@ -152,3 +152,12 @@ def test_an_unknown_log_level_is_refused_with_the_allowed_ones() -> None:
         "CRITICAL"
     )
     assert Settings(log_level="debug").log_level == "DEBUG"
+
+
+def test_the_progress_detail_shows_rate_and_eta_only_while_moving() -> None:
+    tracker = RateTracker()
+    read(backfill(runs_completed=2), tracker, 0.0)
+    moving = read(backfill(runs_completed=4), tracker, 60.0)
+    assert detail(moving) == "4/10 runs · 2.0 runs/min · ETA 3m00s · running"
+    done = read(backfill(runs_completed=10, state="completed"), tracker, 61.0)
+    assert detail(done) == "10/10 runs · completed"
