@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
 from orchestrator.context import Context, open_context
+from orchestrator.domain.grants import SourceGrant
 from orchestrator.domain.keys import ALL_SCOPES
 from orchestrator.probes import ContextProbes
 from orchestrator.settings import Settings
@@ -231,6 +232,29 @@ async def client(
     headers = {"Authorization": f"Bearer {token}"}
     async with TestClient(TestServer(app), headers=headers) as test_client:
         yield test_client
+
+
+async def grant_source(
+    ctx: Context,
+    team_id: int,
+    source: str = "main",
+    *,
+    read: tuple[str, ...] = ("public.*",),
+    write: tuple[str, ...] = ("public.*",),
+    sql: bool = True,
+    statement_timeout_ms: int = 60_000,
+) -> SourceGrant:
+    """What an operator does with `backfill sources grant`."""
+    return await ctx.service.grants.repo.put(
+        SourceGrant(
+            team_id=team_id,
+            source=source,
+            read_tables=list(read),
+            write_tables=list(write),
+            sql_handler=sql,
+            statement_timeout_ms=statement_timeout_ms,
+        )
+    )
 
 
 @pytest.fixture
