@@ -88,15 +88,18 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
         stopped.cancel()
 
 
-async def _with_demo_source(settings: Settings) -> Settings:
-    from orchestrator.sources.demo import ensure_demo_source
+async def _with_demo_source(settings: Settings, *, make: bool = True) -> Settings:
+    """The settings with the `demo` source, made on first start when `make`."""
+    from orchestrator.sources.demo import ensure_demo_source, stored_demo_source
     from orchestrator.storage.migrate import SCHEMA
 
     conn = await asyncpg.connect(
         settings.database_url.get_secret_value(), server_settings={"search_path": SCHEMA}
     )
     try:
-        return await ensure_demo_source(settings, conn)
+        if make:
+            return await ensure_demo_source(settings, conn)
+        return await stored_demo_source(settings, conn)
     finally:
         await conn.close()
 
@@ -107,6 +110,7 @@ async def _sources_command(settings: Settings, args: argparse.Namespace) -> None
     from orchestrator.storage.grants import GrantRepository
 
     await run_migrations(settings)
+    settings = await _with_demo_source(settings, make=False)
     pool = await open_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     try:
         repo = GrantRepository(pool)

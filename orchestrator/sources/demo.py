@@ -114,6 +114,18 @@ async def ensure_demo_source(
     return settings.with_source(DEMO_SOURCE, SourceConfig(dsn=_dsn_as(dsn, role, password)))
 
 
+async def stored_demo_source(settings: Settings, conn: asyncpg.Connection[Any]) -> Settings:
+    """`settings` with the demo source if an earlier start made it; never makes it (for the
+    operator's commands, which should not set anything up as a side effect)."""
+    if not settings.demo_source or DEMO_SOURCE in settings.sources:
+        return settings
+    row = await conn.fetchrow("SELECT role, password FROM demo_source")
+    if row is None:
+        return settings
+    dsn = _dsn_as(settings.database_url.get_secret_value(), row["role"], row["password"])
+    return settings.with_source(DEMO_SOURCE, SourceConfig(dsn=dsn))
+
+
 def _explain(out: TextIO, role: str, database: str, owner: str) -> None:
     recipe = ";\n    ".join(role_sql(role, "CHOOSE-A-PASSWORD", database, owner))
     print(

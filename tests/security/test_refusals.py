@@ -169,3 +169,17 @@ async def test_an_admin_key_sees_its_own_teams_grants_and_never_a_dsn(
     assert [g["source"] for g in theirs["data"]] == ["lab"]
     # A write key is not an admin key.
     await api(client, "GET", "/v1/sources", 403, headers=intruder.headers)
+
+
+async def test_a_compatibility_api_refuses_in_its_own_shape(
+    client: Any, ctx: Context, db: Any, intruder: Team, tables: None
+) -> None:
+    await grant_source(ctx, intruder.id, read=("public.team2_*",), write=())
+    await team_target(client, intruder, "mine", tables=["team2_src"])
+    await ctx.service.grants.repo.delete(intruder.id, "main")
+    # Sequin's error body for a refusal: {"summary": …} with the status.
+    body = await api(client, "POST", "/api/sinks/mine/backfills", 403, headers=intruder.headers)
+    assert body == {
+        "summary": "reading public.team2_src on source 'main' is not granted to this team"
+    }
+    assert await db.fetchval("SELECT count(*) FROM backfills WHERE team_id = $1", intruder.id) == 0
