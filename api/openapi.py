@@ -411,7 +411,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/v1/sources",
         "listSources",
         "List the sources granted to the team",
-        "keys",
+        "sources",
         {
             200: Reply(
                 "What an operator granted the caller's team on each source: tables it may "
@@ -491,6 +491,10 @@ TAGS = (
         "description": "Start, watch, pause, resume, cancel and retry backfills.",
     },
     {"name": "keys", "description": "The team's API keys (admin scope)."},
+    {
+        "name": "sources",
+        "description": "What an operator granted the team on each source (admin scope).",
+    },
     {"name": "ops", "description": "Probes, an overview and metrics for operators."},
     {"name": "docs", "description": "This document."},
 )
