@@ -215,9 +215,11 @@ class BackfillService:
         return shape
 
     async def create_target(self, spec: TargetSpec, *, team_id: int) -> Target:
-        """Conflict (409) if the name is taken; 422 if a table target's source is unknown, a
-        table does not exist or has no key, its sort column is missing or nullable, or the
-        sink or handler is unknown or misconfigured."""
+        """NotGranted (403) for a source, table, destination or statement outside the team's
+        grants, before anything is looked at. Conflict (409) if the name is taken; 422 if a
+        table target's source is not configured, a table does not exist or has no key, its
+        sort column is missing or nullable, or the sink or handler is unknown or
+        misconfigured."""
         values: dict[str, Any] = spec.model_dump(mode="json")
         if isinstance(spec, TableTargetSpec):
             # Everything the target names, against the grants, before any of it is looked
