@@ -28,9 +28,13 @@ def known_variables() -> frozenset[str]:
     return frozenset(variable_of(name) for name in Settings.model_fields) | CLIENT_VARIABLES
 
 
+# Settings whose values hold DSNs or secrets inside a structure (a JSON object of sources).
+SECRET_SETTINGS = frozenset({"sources", "signing_secrets", "sink_brokers"})
+
+
 def _is_secret(field: str) -> bool:
     info = Settings.model_fields.get(field)
-    return info is not None and "Secret" in str(info.annotation)
+    return field in SECRET_SETTINGS or (info is not None and "Secret" in str(info.annotation))
 
 
 def describe(exc: ValidationError) -> str:

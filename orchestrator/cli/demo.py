@@ -25,9 +25,9 @@ from orchestrator.cli.progress import summary
 from orchestrator.cli.watch import exit_code, watch_backfills
 from orchestrator.settings import Settings
 
-EVENTS = "demo_events"
-COPY = "demo_events_copy"
-TOTALS = "demo_event_totals"
+EVENTS = "public.demo_events"
+COPY = "public.demo_events_copy"
+TOTALS = "public.demo_event_totals"
 TABLE_TARGET = "demo-events-copy"
 WINDOW_TARGET = "demo-event-totals"
 MONTH_START, MONTH_END = "2024-01-01", "2024-01-31"  # a date end includes its day
@@ -39,14 +39,24 @@ WHERE created_at >= $1 AND created_at < $2
 ON CONFLICT (window_start) DO UPDATE SET events = EXCLUDED.events, amount = EXCLUDED.amount"""
 
 
-def source_dsn(settings: Settings, source: str) -> str:
-    dsn = settings.source_dsn(source)
-    if dsn is None:
-        raise UsageError(
-            f"--source: no source named {source!r} is configured; "
-            f"known: {', '.join(settings.source_names())}"
-        )
-    return dsn
+async def tables_dsn(settings: Settings, source: str) -> str:
+    """Where to make the sample tables, with the operator's rights: the orchestrator's own
+    database for the `demo` source a start set up there (its role may not create tables),
+    the configured DSN for any other source."""
+    from orchestrator.cli.server import with_demo_source
+    from orchestrator.sources.demo import DEMO_SOURCE
+
+    configured = settings.source_dsn(source)
+    if configured is not None:
+        return configured
+    known = await with_demo_source(settings, make=False)
+    if source == DEMO_SOURCE and DEMO_SOURCE in known.sources:
+        return settings.database_url.get_secret_value()
+    names = ", ".join(known.source_names()) or "none"
+    raise UsageError(
+        f"--source: no source named {source!r} is configured; known: {names} "
+        "(`backfill up` sets up `demo` on its first start)"
+    )
 
 
 async def make_tables(dsn: str, rows: int) -> int:
@@ -131,7 +141,7 @@ def default_url(settings: Settings) -> str:
 async def run_demo(
     settings: Settings, *, source: str, rows: int, url: str | None, token: str | None
 ) -> list[dict[str, Any]]:
-    dsn = source_dsn(settings, source)
+    dsn = await tables_dsn(settings, source)
     output.notice(f"1/4 sample table {EVENTS} in source {source!r} ...")
     count = await make_tables(dsn, rows)
     output.notice(f"    {count:,} rows")

@@ -17,11 +17,12 @@ from orchestrator.cli.bench import CONTEXT, bench
 from orchestrator.cli.config import unknown_variable_lines
 from orchestrator.cli.demo import demo
 from orchestrator.cli.errors import CliError, Exit
+from orchestrator.cli.sources import sources
 from orchestrator.cli.targets import targets
 from orchestrator.cli.watch import watch
 
 PROG = "backfill"
-SERVER_COMMANDS = frozenset({"migrate", "up", "api", "worker", "keys", "teams"})
+SERVER_COMMANDS = frozenset({"migrate", "up", "api", "worker", "keys", "teams", "sources"})
 
 app = typer.Typer(
     name=PROG,
@@ -35,12 +36,13 @@ app = typer.Typer(
 server.register(app)
 app.add_typer(admin.keys, name="keys")
 app.add_typer(admin.teams, name="teams")
+app.add_typer(sources, name="sources")
 app.add_typer(targets, name="targets")
 app.add_typer(backfills, name="backfills")
 app.command("watch")(watch)
 app.command("demo")(demo)
 app.command("bench", context_settings=CONTEXT)(bench)
-# Further groups register here, one module each (e.g. `sources`).
+# Further groups register here, one module each.
 
 
 def fail(message: str, code: int) -> None:

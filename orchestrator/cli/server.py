@@ -100,9 +100,12 @@ async def serve(settings: Settings, *, api: bool, consume: bool, create_database
     sock = listen(settings.http_host, settings.http_port) if api else None
     try:
         await run_migrations(settings, create=create_database)
+        settings = await with_demo_source(settings)
         stop = asyncio.Event()
         _install_signals(stop)
         async with open_context(settings) as ctx:
+            # Every source's role is vetted now, so a bad one is in the log before anyone uses it.
+            await ctx.sources.check_all()
             runner: web.AppRunner | None = None
             if sock is not None:
                 await _bootstrap(ctx.access)
@@ -133,6 +136,22 @@ async def serve(settings: Settings, *, api: bool, consume: bool, create_database
     finally:
         if sock is not None:
             sock.close()
+
+
+async def with_demo_source(settings: Settings, *, make: bool = True) -> Settings:
+    """The settings with the `demo` source, made on first start when `make`."""
+    from orchestrator.sources.demo import ensure_demo_source, stored_demo_source
+    from orchestrator.storage.migrate import SCHEMA
+
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": SCHEMA}
+    )
+    try:
+        if make:
+            return await ensure_demo_source(settings, conn)
+        return await stored_demo_source(settings, conn)
+    finally:
+        await conn.close()
 
 
 async def _bootstrap(access: AccessService) -> None:

@@ -32,8 +32,12 @@ def server_env(database: str, prefix: str, **more: str) -> dict[str, str]:
     )
 
 
+async def orchestrator_db(database: str) -> asyncpg.Connection[Any]:
+    return await asyncpg.connect(database, server_settings={"search_path": "orchestrator"})
+
+
 async def key_count(database: str) -> int:
-    conn = await asyncpg.connect(database)
+    conn = await orchestrator_db(database)
     try:
         return int(await conn.fetchval("SELECT count(*) FROM api_keys"))
     finally:
@@ -163,7 +167,7 @@ async def test_a_port_in_use_fails_in_one_line_and_records_no_worker(
     assert line["event"] == "startup_failed"
     assert f"127.0.0.1:{port}" in line["error"]
     assert "address already in use" in line["error"].lower()
-    conn = await asyncpg.connect(database)
+    conn = await orchestrator_db(database)
     try:
         assert await conn.fetchval("SELECT count(*) FROM workers") == 0
     finally:
