@@ -61,7 +61,7 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
     stop = asyncio.Event()
     _install_signals(stop)
     async with open_context(settings) as ctx:
-        worker = Worker(ctx, consume=consume)
+        worker = Worker(ctx, consume=consume, serve_ops=not api)
         worker_task = asyncio.create_task(worker.run(), name="worker")
         runner: web.AppRunner | None = None
         if api:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 
+from orchestrator import metrics
 from orchestrator.domain.models import (
     Backfill,
     HandlerSpec,
@@ -39,7 +40,13 @@ from orchestrator.domain.specs import (
 )
 from orchestrator.domain.states import BackfillState, RunState, valid_actions
 from orchestrator.domain.windows import WindowPlan, window_plan
-from orchestrator.errors import InvalidTransition, NotFound, SourceError, ValidationFailed
+from orchestrator.errors import (
+    InvalidTransition,
+    NotFound,
+    OrchestratorError,
+    SourceError,
+    ValidationFailed,
+)
 from orchestrator.handlers.registry import handler_type
 from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources
@@ -256,12 +263,19 @@ class BackfillService:
         backfill as `created` with its `command.create` and `backfill.created` messages in
         one transaction. The same command_id twice returns the first backfill. `created_by`
         is the acting API key."""
-        backfill, _ = await self.apply_create(
-            spec,
-            team_id=team_id,
-            command_id=command_id or uuid4(),
-            announce=True,
-            created_by=created_by,
+        try:
+            backfill, created = await self.apply_create(
+                spec,
+                team_id=team_id,
+                command_id=command_id or uuid4(),
+                announce=True,
+                created_by=created_by,
+            )
+        except OrchestratorError:
+            metrics.command_handled("command.create", "refused", source="api")
+            raise
+        metrics.command_handled(
+            "command.create", "applied" if created else "duplicate", source="api"
         )
         return backfill
 
@@ -734,19 +748,25 @@ class BackfillService:
     async def _act(
         self, backfill_id: int | UUID, action: str, team_id: int, by: int | None = None
     ) -> Backfill:
-        bid = await self.repo.backfill_id_of(backfill_id, team_id)
         command_id = uuid4()
-        return await self.repo.change_state(
-            bid,
-            action,
-            command_id=command_id,
-            command={
-                "type": f"command.{action}",
-                "command_id": str(command_id),
-                "backfill_id": bid,
-            },
-            by=by,
-        )
+        try:
+            bid = await self.repo.backfill_id_of(backfill_id, team_id)
+            changed = await self.repo.change_state(
+                bid,
+                action,
+                command_id=command_id,
+                command={
+                    "type": f"command.{action}",
+                    "command_id": str(command_id),
+                    "backfill_id": bid,
+                },
+                by=by,
+            )
+        except OrchestratorError:
+            metrics.command_handled(f"command.{action}", "refused", source="api")
+            raise
+        metrics.command_handled(f"command.{action}", "applied", source="api")
+        return changed
 
     async def cancel_backfill(
         self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
@@ -847,3 +867,7 @@ class BackfillService:
     async def overview(self) -> dict[str, Any]:
         """Backfills by state, runs by state, oldest pending run, workers seen."""
         return await self.repo.overview()
+
+    async def active_backfill_progress(self) -> list[dict[str, Any]]:
+        """The counters of the active backfills, for the per-backfill metrics."""
+        return await self.repo.active_backfill_progress(metrics.ACTIVE_BACKFILLS_SHOWN)

@@ -149,6 +149,18 @@ _EVENTS = (
     ),
     _event("backfillCancelled", "backfill.cancelled", BackfillEvent, "A backfill was cancelled."),
     _event(
+        "backfillPaused",
+        "backfill.paused",
+        BackfillEvent,
+        "A backfill was paused: no run starts until it is resumed; running runs finish.",
+    ),
+    _event(
+        "backfillResumed",
+        "backfill.resumed",
+        BackfillEvent,
+        "A paused backfill was resumed (state `running`, or `scheduled` if no run had started).",
+    ),
+    _event(
         "runFailed",
         "run.failed",
         RunFailedEvent,
