@@ -27,6 +27,7 @@ from api.app import create_app
 from orchestrator.context import Context
 from orchestrator.domain.keys import ALL_SCOPES
 from orchestrator.probes import ContextProbes
+from tests.alert_rules import PROMETHEUS_OWN, rule_metric_names
 from tests.conftest import AMQP_URL
 from tests.e2e.test_backfill_up import ROOT, free_port, log_file, read_log
 from tests.helpers import make_target, start_backfill, wait_backfill, wait_until
@@ -228,6 +229,12 @@ async def test_a_worker_process_serves_metrics_that_move_with_its_work(
         assert value(after, "backfill_backfills", state="completed") == 1
         assert value(after, "backfill_database_up") == 1
         assert value(after, "backfill_broker_up") == 1
+        # Every metric the alert rules use is on a live worker's /metrics.
+        live = names(during) | names(after)
+        missing = set(rule_metric_names()) - live - PROMETHEUS_OWN
+        assert missing == set(), (
+            f"the alert rules use metrics this worker does not export: {missing}"
+        )
     except BaseException:
         print(f"----- backfill worker log ({log_path}) -----\n{read_log(log_path)}")
         raise
