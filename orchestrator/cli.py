@@ -76,13 +76,16 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
             log.info("api_listening", host=settings.http_host, port=settings.http_port)
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({stopped, worker_task}, return_when=asyncio.FIRST_COMPLETED)
-        if worker_task in done and worker_task.exception() is not None:
-            log.error("worker_crashed", error=repr(worker_task.exception()))
+        crashed = worker_task.exception() if worker_task in done else None
+        if crashed is not None:
+            log.error("worker_crashed", error=repr(crashed))
         worker.stop()
         if runner is not None:
             await runner.cleanup()
         await asyncio.gather(worker_task, return_exceptions=True)
         stopped.cancel()
+        if crashed is not None:
+            raise crashed  # a supervisor must see a failure (exit status 1), not a clean stop
 
 
 async def _bootstrap(access: AccessService) -> None:

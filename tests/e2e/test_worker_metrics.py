@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -248,3 +249,36 @@ async def test_a_worker_process_serves_metrics_that_move_with_its_work(
     events = [json.loads(line).get("event") for line in lines if line.startswith("{")]
     assert "ops_listening" in events
     assert proc.returncode == 0
+
+
+async def test_a_worker_whose_metrics_port_is_taken_fails_to_start(
+    database: str, prefix: str, tmp_path: Path
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
+    env.update(
+        {
+            "BACKFILL_DATABASE_URL": database,
+            "BACKFILL_AMQP_URL": AMQP_URL,
+            "BACKFILL_AMQP_PREFIX": prefix,
+            "BACKFILL_METRICS_PORT": str(taken.getsockname()[1]),
+            "BACKFILL_LOG_JSON": "true",
+        }
+    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *worker_command(), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        taken.close()
+
+    assert proc.returncode == 1, out.decode()
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    failed = [e for e in lines if e["event"] == "startup_failed"]
+    assert failed, out.decode()
+    assert "address already in use" in failed[0]["error"]
+    assert not any(e["event"] == "worker_started" for e in lines), "it took no work"
