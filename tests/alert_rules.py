@@ -1,4 +1,4 @@
-"""The metric names an alert rule file uses, read from its PromQL expressions."""
+"""The metric names that PromQL expressions use (alert rules, dashboard queries)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 ALERT_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yaml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "backfill-orchestrator.json"
 
 # Series Prometheus makes itself for every scrape target, not any process of ours.
 PROMETHEUS_OWN = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})

@@ -5,6 +5,7 @@ installs it (scripts/ensure-promtool.sh)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from orchestrator.metrics import scrape
 from tests.alert_rules import (
     ALERT_TESTS,
     ALERTS,
+    DASHBOARD,
     PROMETHEUS_OWN,
     expressions,
     metric_names,
@@ -40,6 +42,8 @@ def exported_names(text: str) -> set[str]:
         names.update(s.name for s in family.samples)
         if family.type == "counter":
             names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names.update(f"{family.name}_{part}" for part in ("bucket", "count", "sum"))
     return names
 
 
@@ -78,7 +82,7 @@ def test_names_are_read_from_expressions_not_labels_or_functions() -> None:
     assert metric_names(expr) == {"backfill_active_rows", "backfill_x_total", "up"}
 
 
-async def test_every_metric_the_rules_name_is_exported() -> None:
+async def exported() -> set[str]:
     now = datetime.now(UTC)
 
     async def overview() -> dict[str, Any]:
@@ -96,10 +100,25 @@ async def test_every_metric_the_rules_name_is_exported() -> None:
         return [("dead", "b.dead", 0, 0)]
 
     text = (await scrape(overview, read_active=active, read_queues=queues)).decode()
-    exported = exported_names(text)
+    return exported_names(text)
+
+
+async def test_every_metric_the_rules_name_is_exported() -> None:
+    names = await exported()
 
     used = rule_metric_names()
     assert used, "no metric found in the rules"
-    missing = {name: alerts for name, alerts in used.items() if name not in exported}
-    missing = {n: a for n, a in missing.items() if n not in PROMETHEUS_OWN}
+    missing = {n: a for n, a in used.items() if n not in names and n not in PROMETHEUS_OWN}
     assert missing == {}, f"the rules name metrics nothing exports: {missing}"
+
+
+async def test_every_metric_the_dashboard_queries_is_exported() -> None:
+    names = await exported()
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ]
+    assert len(queries) > 10
+
+    used = {name for expr in queries for name in metric_names(expr)}
+    assert used - names == set(), f"the dashboard queries metrics nothing exports: {used - names}"
