@@ -27,7 +27,7 @@ from orchestrator.settings import Settings
 
 ASYNCAPI_VERSION = "3.0.0"
 # The contract's own version: bump it when a message changes in a way consumers notice.
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 AMQP_BINDING_VERSION = "0.3.0"
 REGENERATE = "python -m orchestrator.messaging.asyncapi > docs/asyncapi.yaml"
 # A schema embedded in the document resolves `#` against the whole document, so pydantic's
