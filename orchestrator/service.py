@@ -7,6 +7,7 @@ rules of their own."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
@@ -748,31 +749,25 @@ class BackfillService:
     async def _act(
         self, backfill_id: int | UUID, action: str, team_id: int, by: int | None = None
     ) -> Backfill:
+        bid = await self.repo.backfill_id_of(backfill_id, team_id)
         command_id = uuid4()
-        try:
-            bid = await self.repo.backfill_id_of(backfill_id, team_id)
-            changed = await self.repo.change_state(
-                bid,
-                action,
-                command_id=command_id,
-                command={
-                    "type": f"command.{action}",
-                    "command_id": str(command_id),
-                    "backfill_id": bid,
-                },
-                by=by,
-            )
-        except OrchestratorError:
-            metrics.command_handled(f"command.{action}", "refused", source="api")
-            raise
-        metrics.command_handled(f"command.{action}", "applied", source="api")
-        return changed
+        return await self.repo.change_state(
+            bid,
+            action,
+            command_id=command_id,
+            command={
+                "type": f"command.{action}",
+                "command_id": str(command_id),
+                "backfill_id": bid,
+            },
+            by=by,
+        )
 
     async def cancel_backfill(
         self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
     ) -> Backfill:
         """InvalidTransition (422) from completed or cancelled. `by` is the acting key."""
-        return await self._act(backfill_id, "cancel", team_id, by)
+        return await self._counted("command.cancel", self._act(backfill_id, "cancel", team_id, by))
 
     async def retry_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         """Failed runs back to pending (attempts from zero), a failed backfill back to
@@ -833,10 +828,10 @@ class BackfillService:
         return out
 
     async def pause_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
-        return await self._act(backfill_id, "pause", team_id)
+        return await self._counted("command.pause", self._act(backfill_id, "pause", team_id))
 
     async def resume_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
-        return await self._act(backfill_id, "resume", team_id)
+        return await self._counted("command.resume", self._act(backfill_id, "resume", team_id))
 
     async def apply_command(
         self, action: str, backfill_id: int | UUID, command_id: UUID, *, team_id: int | None
@@ -867,6 +862,16 @@ class BackfillService:
     async def overview(self) -> dict[str, Any]:
         """Backfills by state, runs by state, oldest pending run, workers seen."""
         return await self.repo.overview()
+
+    async def _counted(self, command_type: str, acting: Awaitable[Backfill]) -> Backfill:
+        """An API command, counted in backfill_commands_total as applied or refused."""
+        try:
+            backfill = await acting
+        except OrchestratorError:
+            metrics.command_handled(command_type, "refused", source="api")
+            raise
+        metrics.command_handled(command_type, "applied", source="api")
+        return backfill
 
     async def active_backfill_progress(self) -> list[dict[str, Any]]:
         """The counters of the active backfills, for the per-backfill metrics."""
