@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    # Where a `backfill worker` serves /metrics and /ops/health (on http_host); unset: not
+    # served, 0: a free port chosen at start. Processes with the API serve them on http_port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     # Named source databases that targets may read from or write to, once an operator has
     # granted them to a team (`backfill sources grant`). API users name a source; the DSN

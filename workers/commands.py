@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from orchestrator import metrics
 from orchestrator.domain.states import BackfillState
 from orchestrator.errors import InvalidTransition, OrchestratorError
-from orchestrator.messaging.broker import Broker
+from orchestrator.messaging.broker import Broker, published_by_us
 from orchestrator.messaging.messages import COMMAND, CreateCommand
 from orchestrator.service import BackfillService
 from workers.planner import Planner
@@ -33,8 +33,11 @@ class CommandConsumer:
         self._planner = planner
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        # The API's own commands come back here from its outbox: it counted them when it
+        # applied them, so only a producer's commands count as source="queue".
+        counted = not published_by_us(message)
         try:
-            reason = await self._handle(message)
+            reason = await self._handle(message, counted)
         except Exception:
             # Not the message's fault (database down, …): requeue; the quorum queue's
             # delivery limit dead-letters it if it keeps failing.
@@ -43,10 +46,10 @@ class CommandConsumer:
             return
         if reason is not None:
             await self._broker.dead_letter(message, reason)
-            metrics.command_handled(message.routing_key, "dead_lettered")
+            metrics.command_handled(message.routing_key, "dead_lettered")  # even our own
         await message.ack()
 
-    async def _handle(self, message: AbstractIncomingMessage) -> str | None:
+    async def _handle(self, message: AbstractIncomingMessage, counted: bool) -> str | None:
         """Applies the command; returns a reason to dead-letter it, or None when done."""
         try:
             payload = json.loads(message.body)
@@ -60,11 +63,12 @@ class CommandConsumer:
             command_id=str(command.command_id), command=command.type
         ):
             if isinstance(command, CreateCommand):
-                return await self._create(command)
+                return await self._create(command, counted)
             action = command.type.removeprefix("command.")
             if await self._service.repo.command_applied(command.command_id):
                 log.info("command_duplicate")
-                metrics.command_handled(command.type, "duplicate")
+                if counted:
+                    metrics.command_handled(command.type, "duplicate")
                 return None
             try:
                 await self._service.apply_command(
@@ -72,16 +76,18 @@ class CommandConsumer:
                 )
             except InvalidTransition as exc:
                 if action == "cancel" and exc.current == BackfillState.CANCELLED:
-                    metrics.command_handled(command.type, "applied")
+                    if counted:
+                        metrics.command_handled(command.type, "applied")
                     return None  # cancelling twice is harmless
                 return f"{exc.code}: {exc.detail}"
             except OrchestratorError as exc:
                 return f"{exc.code}: {exc.detail}"
             log.info("command_applied")
-            metrics.command_handled(command.type, "applied")
+            if counted:
+                metrics.command_handled(command.type, "applied")
             return None
 
-    async def _create(self, command: CreateCommand) -> str | None:
+    async def _create(self, command: CreateCommand, counted: bool) -> str | None:
         try:
             backfill, created = await self._service.apply_create(
                 command.backfill,
@@ -99,5 +105,6 @@ class CommandConsumer:
                 )
             return f"{exc.code}: {detail}"
         self._planner.kick(backfill.id)
-        metrics.command_handled(command.type, "applied" if created else "duplicate")
+        if counted:
+            metrics.command_handled(command.type, "applied" if created else "duplicate")
         return None
