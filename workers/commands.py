@@ -11,8 +11,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from orchestrator import metrics
-from orchestrator.domain.states import BackfillState
-from orchestrator.errors import InvalidTransition, OrchestratorError
+from orchestrator.errors import OrchestratorError
 from orchestrator.messaging.broker import Broker
 from orchestrator.messaging.messages import COMMAND, CreateCommand
 from orchestrator.service import BackfillService
@@ -70,12 +69,9 @@ class CommandConsumer:
                 await self._service.apply_command(
                     action, command.backfill_id, command.command_id, team_id=command.team_id
                 )
-            except InvalidTransition as exc:
-                if action == "cancel" and exc.current == BackfillState.CANCELLED:
-                    metrics.command_handled(command.type, "applied")
-                    return None  # cancelling twice is harmless
-                return f"{exc.code}: {exc.detail}"
             except OrchestratorError as exc:
+                # A backfill already where the command leads is no error (the service
+                # returns it unchanged); this is an action its state does not allow.
                 return f"{exc.code}: {exc.detail}"
             log.info("command_applied")
             metrics.command_handled(command.type, "applied")

@@ -506,8 +506,9 @@ async def update_backfill(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     backfill = await _backfill(service, backfill_id, team_id)
     try:
+        # Supermetrics documents a 422 for a backfill already final, cancelled included.
         cancelled = await service.cancel_backfill(
-            backfill.id, team_id=team_id, by=principal_of(request).key_id
+            backfill.id, team_id=team_id, by=principal_of(request).key_id, repeat_ok=False
         )
     except InvalidTransition as exc:
         raise _not_cancellable(exc.current) from None

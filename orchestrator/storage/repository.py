@@ -18,6 +18,7 @@ from orchestrator.domain.states import (
     BACKFILL_TERMINAL,
     BackfillState,
     RunState,
+    action_holds,
     action_target,
     check_backfill_transition,
     sources_for,
@@ -559,12 +560,21 @@ class Repository:
         command_id: UUID | None = None,
         command: dict[str, Any] | None = None,
         by: int | None = None,
+        repeat_ok: bool = True,
     ) -> Backfill:
         """Cancel, pause or resume, with the runs that go with it, in one transaction.
         `command`, if given, goes to the outbox; `command_id` is recorded as applied so the
-        same command arriving from the queue changes nothing. `by` is the acting key."""
+        same command arriving from the queue changes nothing. `by` is the acting key.
+        A backfill already where the action leads is returned unchanged, with nothing sent,
+        unless `repeat_ok` is false (then it is refused like any invalid action)."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await lock_backfill(conn, backfill_id)
+            if repeat_ok and action_holds(BackfillState(row["state"]), action):
+                if command_id is not None:
+                    await conn.fetchval(
+                        q("record_command"), command_id, f"command.{action}", backfill_id
+                    )
+                return await self._with_report(conn, row)
             new_state = action_target(
                 BackfillState(row["state"]), action, started=row["started_at"] is not None
             )
