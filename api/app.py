@@ -19,6 +19,7 @@ from api.errors import error_middleware
 from api.keys import ACCESS_KEY, PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
 from api.metrics_middleware import metrics_middleware
 from api.probes import OpsProbes
+from api.rate_headers import rate_limit_headers_middleware
 from api.request_id import request_id_middleware
 from orchestrator.access import AccessService
 from orchestrator.service import BackfillService
@@ -41,6 +42,8 @@ def create_app(
             metrics_middleware,
             request_id_middleware,
             access_log_middleware,
+            # Outside the error middleware, so error answers get the rate-limit headers too.
+            rate_limit_headers_middleware,
             error_middleware,
             auth_middleware,
         ],

@@ -12,6 +12,7 @@ from aiohttp.typedefs import Handler
 
 from api.compat.paths import Dialect, dialect_of, is_compat
 from api.keys import ACCESS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from api.rate_headers import note_rate_limit
 from orchestrator.domain.keys import Principal, Scope
 
 _OPEN = ("/ops/health", "/openapi.json", "/docs")
@@ -59,14 +60,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     access = request.app[ACCESS_KEY]
     principal = await access.authenticate(presented_key(request))
-    access.require(principal, scope_for(request))
+    # Counted before the scope check: a known key's refused requests use its budget too,
+    # and their answers carry the figures like any other.
     limit, remaining = await access.count_request(principal)
-    request[PRINCIPAL_KEY] = principal
-    response = await handler(request)
     if limit:
-        response.headers["X-RateLimit-Limit"] = str(limit)
-        response.headers["X-RateLimit-Remaining"] = str(remaining)
-    return response
+        # Set on the answer by rate_limit_headers_middleware, errors included.
+        note_rate_limit(request, limit, remaining)
+    access.require(principal, scope_for(request))
+    request[PRINCIPAL_KEY] = principal
+    return await handler(request)
 
 
 def principal_of(request: web.Request) -> Principal:
