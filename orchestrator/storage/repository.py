@@ -345,13 +345,18 @@ class Repository:
         other = await self._overlap(conn, values, exclude)
         if other is None:
             return
+        # The uuid too: the ids some APIs show (Sequin's) are uuids, not this integer.
+        other_uuid = await conn.fetchval("SELECT uuid FROM backfills WHERE id = $1", other)
         what = (
-            f"backfill {other} of {values['table_name']} is still active on this target; "
-            "cancel it or wait for it to finish"
+            f"backfill {other} ({other_uuid}) of {values['table_name']} is still active on "
+            "this target; cancel it or wait for it to finish"
             if values["kind"] == "table"
-            else f"the range overlaps active backfill {other} of the same target"
+            else f"the range overlaps active backfill {other} ({other_uuid}) of the same target"
         )
-        raise Conflict(what, extra={"conflicting_backfill_id": other})
+        raise Conflict(
+            what,
+            extra={"conflicting_backfill_id": other, "conflicting_backfill_uuid": str(other_uuid)},
+        )
 
     async def find_overlap(self, values: dict[str, Any]) -> int | None:
         """The active backfill a backfill with `values` would conflict with, if any (for a
