@@ -631,6 +631,9 @@ async def test_a_missing_or_wrong_key_is_mages_invalid_api_key(client: Any, toke
             "errors": [],
         }
         assert response.headers["Access-Control-Allow-Origin"] == "*"
+        # Mage's clients send X-API-KEY: the message names that header.
+        message = " ".join(body["error"]["errors"])
+        assert "X-API-KEY" in message
 
         response = await session.get(
             url.with_query({"_http_error_codes": "true"}), headers={"X-API-KEY": "bfk_wrong"}

@@ -616,6 +616,8 @@ async def test_auth_failures_come_in_supermetrics_shape(idle: Any, ctx: Context)
         assert_error(body)
         assert body["error"]["code"] == "API_KEY_INVALID"
         assert body["error"]["message"] == "Invalid API key"
+        # The seed page's own description, not the native API's.
+        assert body["error"]["description"] == "Provided API key was invalid."
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
     reader, _ = await ctx.access.create_key(1, {Scope.READ})
@@ -625,6 +627,7 @@ async def test_auth_failures_come_in_supermetrics_shape(idle: Any, ctx: Context)
     )
     assert denied["error"]["code"] == "ACCESS_DENIED"
     assert denied["error"]["message"] == "Access Denied"
+    assert denied["error"]["description"] == "You do not have permission to perform this operation."
     refused = await idle.post(
         f"/v1/teams/1/transfers/{transfer}/backfills",
         headers=bearer(reader),
