@@ -760,17 +760,19 @@ class Repository:
 
     async def complete_run(
         self, run_id: int, backfill_id: int, token: UUID, processed: int, ingested: int
-    ) -> bool:
+    ) -> TransferRun | None:
+        """The completed run, with its row totals over every attempt and checkpoint; None
+        if the lease was lost. `processed`/`ingested` are rows not checkpointed yet."""
         async with self.pool.acquire() as conn, conn.transaction():
             await lock_backfill(conn, backfill_id)
             run = await conn.fetchrow(q("complete_run"), run_id, token, processed, ingested)
             if run is None:
-                return False
+                return None
             await conn.execute(q("add_rows"), backfill_id, processed, ingested)
             row = await one(conn, "count_run_end", backfill_id, 1, 0)
             row = await maybe_finish(conn, row)
             await dispatch(conn, row, self.capacity)
-            return True
+            return TransferRun.from_row(run)
 
     async def fail_attempt(
         self,
