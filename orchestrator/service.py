@@ -684,6 +684,7 @@ class BackfillService:
             "variables": target.variables | spec.variables,
             # With a reprocess filter the total is known only once planning has looked.
             "runs_total": plan.count if spec.reprocess == Reprocess.ALL else 0,
+            "runs_planned": plan.count if spec.reprocess == Reprocess.ALL else None,
         }
 
     @staticmethod

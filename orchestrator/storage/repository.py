@@ -49,6 +49,7 @@ _DEFINITION_COLUMNS = frozenset(
         "reprocess",
         "variables",
         "runs_total",
+        "runs_planned",
         "max_active_runs",
         "max_runs_per_minute",
         "max_rows_per_second",
@@ -473,6 +474,8 @@ class Repository:
     async def _cancel(self, conn: Conn, backfill_id: int, by: int | None) -> asyncpg.Record:
         n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
         row = await set_state(conn, backfill_id, B.CANCELLED)
+        # Cancelled while planning: no more runs will be made (runs_planned keeps the plan).
+        row = await conn.fetchrow(q("settle_runs_total"), backfill_id) or row
         if by is not None:
             row = await one(conn, "set_cancelled_by", backfill_id, by)
         if n:

@@ -205,7 +205,10 @@ async def test_the_update_example_as_written_cancels_the_backfill(
     assert data["removed_user_id"] == key_id
     assert data["removed_time"] is not None
     assert data["end_time"] == data["removed_time"]
-    assert data["transfer_runs_total"] == 31
+    # Cancelled before a worker planned it: no run was made, and none will be.
+    assert data["transfer_runs_total"] == data["transfer_runs_created"] == 0
+    native = await idle.get(f"/v1/backfills/{created['transfer_backfill_id']}")
+    assert (await native.json())["runs_planned"] == 31
     # Not deleted: it is still there, cancelled.
     assert (await sm_status(idle, created["transfer_backfill_id"])) == data
 

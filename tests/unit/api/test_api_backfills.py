@@ -34,6 +34,8 @@ BACKFILL_FIELDS = {
     "rows_ingested_count",
     "runs_total",
     "runs_created",
+    "runs_planned",
+    "planning_done",
     "runs_completed",
     "runs_failed",
     "runs_cancelled",
