@@ -217,9 +217,16 @@ UPDATE backfills SET
     planning_done = $5,
     runs_created = runs_created + $8,
     runs_total = CASE WHEN $5 OR $6::integer IS NULL THEN runs_created + $8 ELSE $6 END,
+    runs_planned = CASE WHEN $5 THEN runs_created + $8 ELSE runs_planned END,
     planner_expires_at = now() + make_interval(secs => $7),
     updated_at = now()
 WHERE id = $1 AND planner_token = $2
+RETURNING *;
+
+-- name: settle_runs_total
+-- Planning stopped for good (a cancel): the runs that exist are all the backfill will have.
+UPDATE backfills SET runs_total = runs_created
+WHERE id = $1 AND NOT planning_done AND runs_total <> runs_created
 RETURNING *;
 
 -- name: claim_run
