@@ -86,8 +86,12 @@ run: install-runtime services ## Run API and workers in one process (migrates on
 demo: install-runtime services ## With `make run` going: two sample backfills, watched to the end
 	$(BIN)/backfill demo
 
-test: install services ## Run the tests (extra pytest arguments: PYTEST_ARGS=...)
+test: install services tools ## Run the tests (extra pytest arguments: PYTEST_ARGS=...)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: tools
+tools: ## Make sure promtool is installed (Debian's prometheus package), for the alert rules' test
+	@bash scripts/ensure-promtool.sh
 
 lint: install ## ruff check and ruff format --check
 	$(BIN)/ruff check .

@@ -118,21 +118,25 @@ async def serve(settings: Settings, *, api: bool, consume: bool, create_database
                 host, port = sock.getsockname()[:2]
                 log.info("api_listening", host=host, port=port)
             # The worker starts last: whatever failed above left no worker behind.
-            worker = Worker(ctx, consume=consume)
+            worker = Worker(ctx, consume=consume, serve_ops=not api)
             worker_task = asyncio.create_task(worker.run(), name="worker")
             stopped = asyncio.create_task(stop.wait())
+            crashed: BaseException | None = None
             try:
                 done, _ = await asyncio.wait(
                     {stopped, worker_task}, return_when=asyncio.FIRST_COMPLETED
                 )
-                if worker_task in done and worker_task.exception() is not None:
-                    log.error("worker_crashed", error=repr(worker_task.exception()))
+                crashed = worker_task.exception() if worker_task in done else None
+                if crashed is not None:
+                    log.error("worker_crashed", error=repr(crashed))
             finally:
                 worker.stop()
                 if runner is not None:
                     await runner.cleanup()
                 await asyncio.gather(worker_task, return_exceptions=True)
                 stopped.cancel()
+            if crashed is not None:
+                raise crashed  # a supervisor must see a failure (exit status 1), not a clean stop
     finally:
         if sock is not None:
             sock.close()
