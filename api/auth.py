@@ -3,7 +3,8 @@
 Every /v1 route needs a key: reads need `read`, writes need `write`, /v1/keys needs
 `admin`. Another team's objects are answered exactly as if they did not exist (404), by
 scoping every query to the caller's team. /ops/health is always open; /ops/ready,
-/ops/overview and /metrics are open unless BACKFILL_OPS_AUTH is set."""
+/ops/overview and /metrics are open unless BACKFILL_OPS_AUTH is set; so are `/`, /docs and
+/ui/ with their static files, which hold no data."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from api.compat.paths import Dialect, dialect_of, is_compat
 from api.keys import ACCESS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from orchestrator.domain.keys import Principal, Scope
 
-_OPEN = ("/ops/health", "/openapi.json", "/docs")
+_OPEN = ("/ops/health", "/openapi.json", "/docs", "/", "/ui")
+# Pages and their static files hold no data; what they show comes from keyed API calls.
+_OPEN_PREFIXES = ("/ui/", "/docs/")
+# Any valid key may ask what it is (the dashboard decides which buttons to show from it).
+_ANY_SCOPE = ("/v1/whoami",)
 _OPS = ("/ops/", "/metrics")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -38,7 +43,7 @@ def presented_key(request: web.Request) -> str | None:
 
 def needs_key(request: web.Request) -> bool:
     path = request.path
-    if path in _OPEN:
+    if path in _OPEN or path.startswith(_OPEN_PREFIXES):
         return False
     if path.startswith(_OPS):
         return request.app[SETTINGS_KEY].ops_auth
@@ -59,7 +64,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     access = request.app[ACCESS_KEY]
     principal = await access.authenticate(presented_key(request))
-    access.require(principal, scope_for(request))
+    if request.path not in _ANY_SCOPE:
+        access.require(principal, scope_for(request))
     limit, remaining = await access.count_request(principal)
     request[PRINCIPAL_KEY] = principal
     response = await handler(request)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from orchestrator.messaging.asyncapi import REGENERATE, build_document, payload_schema
 from orchestrator.messaging.events import BackfillEvent, RunFailedEvent
+from orchestrator.messaging.progress_event import BackfillProgressEvent
 from orchestrator.messaging.messages import (
     CancelCommand,
     CreateCommand,
@@ -35,6 +36,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "event.backfill.failed": BackfillEvent,
     "event.backfill.cancelled": BackfillEvent,
     "event.run.failed": RunFailedEvent,
+    "event.backfill.progress": BackfillProgressEvent,
 }
 
 
@@ -133,6 +135,7 @@ def test_the_channels_and_who_sends_or_receives(doc: dict[str, Any]) -> None:
         ("event.backfill.failed", "send"),
         ("event.backfill.cancelled", "send"),
         ("event.run.failed", "send"),
+        ("event.backfill.progress", "send"),
         ("backfills.dead", "send"),
     }
     assert {c["address"] for c in doc["channels"].values()} == {a for a, _ in actions}

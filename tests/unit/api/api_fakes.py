@@ -25,6 +25,7 @@ from orchestrator.domain.models import (
     TargetKind,
     TransferRun,
 )
+from orchestrator.domain.progress import Activity, Progress, progress_of
 from orchestrator.domain.specs import BackfillSpec, TableTargetSpec, TargetPatch, TargetSpec
 from orchestrator.domain.states import (
     BackfillState,
@@ -266,6 +267,10 @@ class FakeService(BackfillService):
     async def overview(self) -> dict[str, Any]:
         self._record("overview")
         return dict(self.overview_data)
+
+    async def progress(self, backfills: list[Backfill]) -> dict[int, Progress]:
+        # No runs here, so no activity: the fraction comes from the counters alone.
+        return {b.id: progress_of(b, Activity(at=NOW)) for b in backfills}
 
 
 class FakeProbes:
