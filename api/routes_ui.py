@@ -63,7 +63,12 @@ def _assets(folder: str, *names: str) -> dict[str, _Asset]:
 
 UI_ASSETS = _assets("ui", "index.html", "app.js", "app.css")
 DOCS_ASSETS = _assets(
-    "swagger", "index.html", "swagger-ui-bundle.js", "swagger-ui.css", "swagger-init.js"
+    "swagger",
+    "index.html",
+    "swagger-ui-bundle.js",
+    "swagger-ui.css",
+    "swagger-init.js",
+    "docs.css",
 )
 
 

@@ -87,7 +87,8 @@ def _done_and_total(backfill: Backfill) -> tuple[float, float | None, bool]:
     backfills plan every window before their first run)."""
     if backfill.kind is TargetKind.TABLE and backfill.rows_initial_count is not None:
         return float(backfill.rows_processed_count), float(backfill.rows_initial_count), True
-    ended = backfill.runs_completed + backfill.runs_failed + backfill.runs_cancelled
+    # Cancelled runs were never done; a cancelled backfill shows how far it got.
+    ended = backfill.runs_completed + backfill.runs_failed
     if backfill.planning_done or (
         backfill.kind is TargetKind.DATE_RANGE and backfill.runs_total > 0
     ):

@@ -63,7 +63,7 @@ class ProgressStore:
                     "kind": b.kind.value,
                     "name": b.name,
                     "state": b.state.value,
-                    "progress": progress[b.id].model_dump(mode="json"),
+                    "progress": progress[b.id].model_dump(),
                 }
                 for b in backfills
             ],
@@ -108,6 +108,9 @@ def progress_event(backfill: Backfill, progress: Progress, at: datetime) -> dict
         "runs_completed": backfill.runs_completed,
         "runs_failed": backfill.runs_failed,
         "runs_cancelled": backfill.runs_cancelled,
-        "progress": progress.model_dump(mode="json"),
+        "progress": {
+            **progress.model_dump(),
+            "eta": None if progress.eta is None else progress.eta.isoformat(),
+        },
         "occurred_at": at.isoformat(),
     }

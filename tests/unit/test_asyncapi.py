@@ -13,7 +13,6 @@ from pydantic import BaseModel
 
 from orchestrator.messaging.asyncapi import REGENERATE, build_document, payload_schema
 from orchestrator.messaging.events import BackfillEvent, RunFailedEvent
-from orchestrator.messaging.progress_event import BackfillProgressEvent
 from orchestrator.messaging.messages import (
     CancelCommand,
     CreateCommand,
@@ -21,6 +20,7 @@ from orchestrator.messaging.messages import (
     ResumeCommand,
     RunDispatch,
 )
+from orchestrator.messaging.progress_event import BackfillProgressEvent
 from orchestrator.messaging.topology import REASON_HEADER
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"

@@ -27,6 +27,7 @@
     listAfter: [null], // cursors of the pages shown: the list grows with "Older backfills"
     runsAfter: [null], // cursors of the run pages visited, for "First page"
     runsNext: null,
+    targets: new Map(), // target id -> name, for rows whose backfill has no name
   };
 
   // ------------------------------------------------------------------ API
@@ -98,6 +99,7 @@
     if (fraction === null) classes.push("unknown");
     if (backfill.state === "completed") classes.push("done");
     if (backfill.state === "failed") classes.push("bad");
+    if (backfill.state === "cancelled") classes.push("stopped");
     const fill = el("span", { class: "fill" });
     if (fraction !== null) fill.style.width = `${(fraction * 100).toFixed(2)}%`;
     const label = fraction === null ? "planning…" : `${(fraction * 100).toFixed(1)}%`;
@@ -160,6 +162,22 @@
     for (const view of ["sign-in", "list-view", "detail-view"]) $(view).hidden = view !== id;
   }
 
+  async function learnTargets(backfills) {
+    if (backfills.every((b) => state.targets.has(b.target_id))) return;
+    let after = null;
+    do {
+      const query = new URLSearchParams({ limit: "500" });
+      if (after !== null) query.set("after", String(after));
+      const page = await api("GET", `/v1/targets?${query}`);
+      for (const t of page.data) state.targets.set(t.id, t.name);
+      after = page.next_after;
+    } while (after !== null);
+  }
+
+  function title(b) {
+    return b.name || state.targets.get(b.target_id) || `target ${b.target_id}`;
+  }
+
   async function renderList() {
     const filter = $("state-filter").value;
     const pages = [];
@@ -172,10 +190,11 @@
       pages.push(...page.data);
       next = page.next_after;
     }
+    await learnTargets(pages);
     const rows = pages.map((b) =>
       el("tr", { class: "row", dataset: { backfillId: String(b.id), state: b.state }, onclick: () => { location.hash = `#/backfills/${b.id}`; } },
         el("td", { class: "num" }, b.id),
-        el("td", {}, b.name || `target ${b.target_id}`, el("div", { class: "muted" }, b.kind === "table" ? b.table : `${b.interval_units} ${b.interval_type}`)),
+        el("td", {}, title(b), el("div", { class: "muted" }, b.kind === "table" ? b.table : `${b.interval_units} ${b.interval_type}`)),
         el("td", { class: "state-cell" }, stateBadge(b.state)),
         el("td", {}, bar(b), el("div", { class: "muted" }, counts(b))),
         el("td", { class: "num rate" }, rate(b.progress)),
@@ -192,7 +211,8 @@
 
   async function renderDetail(id) {
     const b = await api("GET", `/v1/backfills/${id}`);
-    $("detail-title").replaceChildren(`Backfill ${b.id} `, b.name ? el("span", { class: "muted" }, b.name) : "", " ", stateBadge(b.state));
+    await learnTargets([b]);
+    $("detail-title").replaceChildren(`Backfill ${b.id} `, el("span", { class: "muted" }, title(b)), " ", stateBadge(b.state));
     $("detail-progress").replaceChildren(bar(b));
     const facts = [
       ["kind", b.kind === "table" ? `table ${b.table}` : `date range, ${b.interval_units} ${b.interval_type}`],
@@ -289,6 +309,7 @@
     sessionStorage.removeItem(KEY_STORAGE);
     state.key = null;
     state.me = null;
+    state.targets.clear();
     $("who").hidden = true;
     $("key-input").value = "";
     $("key-error").textContent = reason || "";
