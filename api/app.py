@@ -10,6 +10,7 @@ from api import (
     routes_keys,
     routes_metrics,
     routes_ops,
+    routes_sources,
     routes_targets,
     routes_ui,
     routes_whoami,
@@ -55,6 +56,7 @@ def create_app(
     app.add_routes(routes_targets.routes)
     app.add_routes(routes_backfills.routes)
     app.add_routes(routes_keys.routes)
+    app.add_routes(routes_sources.routes)
     app.add_routes(routes_ops.routes)
     app.add_routes(routes_docs.routes)
     app.add_routes(routes_metrics.routes)
