@@ -29,7 +29,7 @@ MAKEFLAGS += --no-builtin-rules
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install install-runtime lock services migrate run demo test lint typecheck fmt check bench clean distclean
+.PHONY: help venv install install-runtime lock services browser migrate run demo test lint typecheck fmt check bench clean distclean
 
 help: ## Show this list
 	@echo "Usage: make <target> [PYTHON=python3] [PYTEST_ARGS='-k name -x']"
@@ -77,6 +77,9 @@ lock: | $(BIN)/python ## Regenerate requirements*.txt from pyproject.toml (LOCK_
 services: ## Make sure Postgres and RabbitMQ are reachable (starts local ones if needed)
 	@bash scripts/ensure-services.sh
 
+browser: ## Make sure Debian's chromium is installed (for the dashboard's browser test)
+	@bash scripts/ensure-browser.sh
+
 migrate: install-runtime services ## Create the database if missing and apply migrations
 	$(BIN)/backfill migrate
 
@@ -86,7 +89,7 @@ run: install-runtime services ## Run API and workers in one process (migrates on
 demo: install-runtime services ## With `make run` going: two sample backfills, watched to the end
 	$(BIN)/backfill demo
 
-test: install services tools ## Run the tests (extra pytest arguments: PYTEST_ARGS=...)
+test: install services tools browser ## Run the tests (extra pytest arguments: PYTEST_ARGS=...)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: tools

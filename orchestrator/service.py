@@ -28,6 +28,7 @@ from orchestrator.domain.models import (
     TargetKind,
     TransferRun,
 )
+from orchestrator.domain.progress import Progress
 from orchestrator.domain.specs import (
     PLAN_FIELDS,
     BackfillPatch,
@@ -63,6 +64,7 @@ from orchestrator.sources.tables import (
     table_sql,
 )
 from orchestrator.storage.grants import GrantRepository
+from orchestrator.storage.progress import ProgressStore
 from orchestrator.storage.repository import REPLANNABLE, Repository
 
 T = TypeVar("T")
@@ -914,9 +916,16 @@ class BackfillService:
         return Page(items, items[-1].seq if more else None)
 
     async def overview(self) -> dict[str, Any]:
-        """Backfills by state, runs by state, oldest pending run, workers seen."""
+        """Backfills by state, runs by state, oldest pending run, workers seen (alive, stale or
+        stopped), progress of the active backfills and the system's throughput."""
         # Three missed heartbeats: one late beat under load is not yet a dead worker.
-        return await self.repo.overview(stale_after_seconds=3 * self.settings.heartbeat_seconds)
+        body = await self.repo.overview(stale_after_seconds=3 * self.settings.heartbeat_seconds)
+        body.update(await ProgressStore(self.repo.pool).overview())
+        return body
+
+    async def progress(self, backfills: list[Backfill]) -> dict[int, Progress]:
+        """Each backfill's progress, by id (one query for all of them)."""
+        return await ProgressStore(self.repo.pool).progress(backfills)
 
     async def _counted(self, command_type: str, acting: Awaitable[Backfill]) -> Backfill:
         """An API command, counted in backfill_commands_total as applied or refused."""
