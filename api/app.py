@@ -10,6 +10,7 @@ from api import (
     routes_keys,
     routes_metrics,
     routes_ops,
+    routes_sources,
     routes_targets,
 )
 from api.access_log import access_log_middleware
@@ -60,6 +61,7 @@ def create_app(
     app.add_routes(routes_targets.routes)
     app.add_routes(routes_backfills.routes)
     app.add_routes(routes_keys.routes)
+    app.add_routes(routes_sources.routes)
     app.add_routes(routes_ops.routes)
     app.add_routes(routes_docs.routes)
     app.add_routes(routes_metrics.routes)

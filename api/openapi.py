@@ -30,6 +30,7 @@ from api.problem_schema import Problem
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.request_id import HEADER as REQUEST_ID_HEADER
 from api.routes_keys import CreatedKey, KeyCreate, KeyList
+from api.routes_sources import SourceGrantList
 from api.schemas import BackfillOut, DryRunOut, PageOut, RunOut, TargetOut
 from orchestrator.domain.specs import BackfillPatch, BackfillSpec, Name, TargetPatch, TargetSpec
 from orchestrator.domain.states import BackfillState, RunState
@@ -407,6 +408,22 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         params=(KEY_PREFIX,),
         description=_ADMIN,
     ),
+    Endpoint(
+        "GET",
+        "/v1/sources",
+        "listSources",
+        "List the sources granted to the team",
+        "sources",
+        {
+            200: Reply(
+                "What an operator granted the caller's team on each source: tables it may "
+                "read and write (patterns), whether the sql handler may run there, and its "
+                "statement timeout. Never a connection string.",
+                SourceGrantList,
+            )
+        },
+        description=_ADMIN,
+    ),
     # ops
     Endpoint(
         "GET",
@@ -476,6 +493,10 @@ TAGS = (
         "description": "Start, watch, pause, resume, cancel and retry backfills.",
     },
     {"name": "keys", "description": "The team's API keys (admin scope)."},
+    {
+        "name": "sources",
+        "description": "What an operator granted the team on each source (admin scope).",
+    },
     {"name": "ops", "description": "Probes, an overview and metrics for operators."},
     {"name": "docs", "description": "This document."},
 )

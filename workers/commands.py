@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from orchestrator import metrics
 from orchestrator.errors import OrchestratorError
 from orchestrator.messaging.bodies import Poison, read_body
-from orchestrator.messaging.broker import Broker
+from orchestrator.messaging.broker import Broker, published_by_us
 from orchestrator.messaging.messages import COMMAND, CreateCommand
 from orchestrator.service import BackfillService
 from workers.planner import Planner
@@ -25,8 +25,11 @@ class CommandConsumer:
         self._planner = planner
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        # The API's own commands come back here from its outbox: it counted them when it
+        # applied them, so only a producer's commands count as source="queue".
+        counted = not published_by_us(message)
         try:
-            reason = await self._handle(message)
+            reason = await self._handle(message, counted)
         except Exception:
             # Not the message's fault (database down, …): requeue; the quorum queue's
             # delivery limit dead-letters it if it keeps failing.
@@ -35,10 +38,10 @@ class CommandConsumer:
             return
         if reason is not None:
             await self._broker.dead_letter(message, reason)
-            metrics.command_handled(message.routing_key, "dead_lettered")
+            metrics.command_handled(message.routing_key, "dead_lettered")  # even our own
         await message.ack()
 
-    async def _handle(self, message: AbstractIncomingMessage) -> str | None:
+    async def _handle(self, message: AbstractIncomingMessage, counted: bool) -> str | None:
         """Applies the command; returns a reason to dead-letter it, or None when done."""
         command = read_body(message.body, COMMAND, "command")
         if isinstance(command, Poison):
@@ -47,11 +50,12 @@ class CommandConsumer:
             command_id=str(command.command_id), command=command.type
         ):
             if isinstance(command, CreateCommand):
-                return await self._create(command)
+                return await self._create(command, counted)
             action = command.type.removeprefix("command.")
             if await self._service.repo.command_applied(command.command_id):
                 log.info("command_duplicate")
-                metrics.command_handled(command.type, "duplicate")
+                if counted:
+                    metrics.command_handled(command.type, "duplicate")
                 return None
             try:
                 await self._service.apply_command(
@@ -62,10 +66,11 @@ class CommandConsumer:
                 # returns it unchanged); this is an action its state does not allow.
                 return f"{exc.code}: {exc.detail}"
             log.info("command_applied")
-            metrics.command_handled(command.type, "applied")
+            if counted:
+                metrics.command_handled(command.type, "applied")
             return None
 
-    async def _create(self, command: CreateCommand) -> str | None:
+    async def _create(self, command: CreateCommand, counted: bool) -> str | None:
         try:
             backfill, created = await self._service.apply_create(
                 command.backfill,
@@ -83,5 +88,6 @@ class CommandConsumer:
                 )
             return f"{exc.code}: {detail}"
         self._planner.kick(backfill.id)
-        metrics.command_handled(command.type, "applied" if created else "duplicate")
+        if counted:
+            metrics.command_handled(command.type, "applied" if created else "duplicate")
         return None

@@ -20,6 +20,8 @@ BACKFILL_EVENT_TYPES = (
     "backfill.completed",
     "backfill.failed",
     "backfill.cancelled",
+    "backfill.paused",
+    "backfill.resumed",
 )
 
 
@@ -28,9 +30,16 @@ class _Event(BaseModel):
 
 
 class BackfillEvent(_Event):
-    """A backfill was created, or ended (completed, failed or cancelled)."""
+    """A backfill was created, paused, resumed, or ended (completed, failed or cancelled)."""
 
-    type: Literal["backfill.created", "backfill.completed", "backfill.failed", "backfill.cancelled"]
+    type: Literal[
+        "backfill.created",
+        "backfill.completed",
+        "backfill.failed",
+        "backfill.cancelled",
+        "backfill.paused",
+        "backfill.resumed",
+    ]
     event_id: UUID = Field(description="This event's id; a redelivery carries the same one")
     backfill_id: int = Field(ge=1, le=BIGINT_MAX)
     backfill_uuid: UUID

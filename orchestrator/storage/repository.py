@@ -13,6 +13,7 @@ import asyncpg
 
 from orchestrator.domain.models import Backfill, ErrorEntry, Target, TransferRun
 from orchestrator.domain.states import (
+    BACKFILL_ACTIVE,
     BACKFILL_DISPATCHABLE,
     BACKFILL_FINAL,
     BACKFILL_TERMINAL,
@@ -591,8 +592,12 @@ class Repository:
             elif new_state == B.PAUSED:
                 await conn.fetchval(q("unqueue_runs"), backfill_id)
                 row = await set_state(conn, backfill_id, B.PAUSED)
+                await enqueue(conn, "event.backfill.paused", backfill_event("backfill.paused", row))
             else:
                 row = await set_state(conn, backfill_id, new_state)
+                await enqueue(
+                    conn, "event.backfill.resumed", backfill_event("backfill.resumed", row)
+                )
                 row = await maybe_finish(conn, row)
                 await dispatch(conn, row, self.capacity)
             if command_id is not None:
@@ -882,3 +887,10 @@ class Repository:
             "workers": [dict(w) for w in workers],
             "outbox": {"unsent": outbox["unsent"], "oldest_unsent_at": outbox["oldest"]},
         }
+
+    async def active_backfill_progress(self, limit: int) -> list[dict[str, Any]]:
+        """The counters of up to `limit` active backfills, oldest first (for the metrics)."""
+        rows = await self.pool.fetch(
+            q("active_backfill_progress"), sorted(s.value for s in BACKFILL_ACTIVE), limit
+        )
+        return [dict(r) for r in rows]

@@ -537,3 +537,14 @@ SELECT count(*) FROM backfills
 WHERE team_id = $1 AND deleted_at IS NULL
   AND ($2::bigint IS NULL OR target_id = $2)
   AND ($3::text IS NULL OR kind = $3);
+
+-- name: active_backfill_progress
+-- The counters of active backfills, oldest first, for the per-backfill metrics: the
+-- backfills' own counters, so no run is counted (backfills_state_id serves the filter).
+SELECT id, target_id, team_id, kind, state, planning_done, rows_initial_count,
+       rows_processed_count, rows_ingested_count,
+       runs_total, runs_completed, runs_failed, runs_cancelled
+FROM backfills
+WHERE state = ANY($1::text[]) AND deleted_at IS NULL
+ORDER BY id
+LIMIT $2;

@@ -60,8 +60,16 @@ class FakeService(BackfillService):
             "backfills": {"running": 1},
             "runs": {"pending": 3},
             "oldest_pending_run": NOW,
-            "workers": ["w-1"],
+            "workers": [
+                {
+                    "id": "w-1",
+                    "roles": ["planner", "executor"],
+                    "last_seen_at": NOW,
+                    "stopped_at": None,
+                }
+            ],
         }
+        self.active_progress: list[dict[str, Any]] = []
 
     def _record(self, name: str, **kwargs: Any) -> None:
         self.calls.append((name, kwargs))
@@ -284,6 +292,9 @@ class FakeService(BackfillService):
         self._record("overview")
         return dict(self.overview_data)
 
+    async def active_backfill_progress(self) -> list[dict[str, Any]]:
+        return [dict(b) for b in self.active_progress]
+
 
 class FakeProbes:
     def __init__(self) -> None:
@@ -291,6 +302,7 @@ class FakeProbes:
         self.depths: dict[str, int] = {"backfills.commands": 0, "backfills.runs": 12}
         self.readiness_error: Exception | None = None
         self.depths_error: Exception | None = None
+        self.consumers = 1
 
     async def readiness(self) -> dict[str, bool]:
         if self.readiness_error is not None:
@@ -301,6 +313,14 @@ class FakeProbes:
         if self.depths_error is not None:
             raise self.depths_error
         return dict(self.depths)
+
+    async def queue_stats(self) -> list[tuple[str, str, int, int]]:
+        if self.depths_error is not None:
+            raise self.depths_error
+        return [
+            (name.rsplit(".", 1)[-1], name, depth, self.consumers)
+            for name, depth in self.depths.items()
+        ]
 
 
 Client = TestClient[web.Request, web.Application]
