@@ -12,6 +12,8 @@ from api import (
     routes_ops,
     routes_sources,
     routes_targets,
+    routes_ui,
+    routes_whoami,
 )
 from api.access_log import access_log_middleware
 from api.auth import auth_middleware
@@ -65,6 +67,8 @@ def create_app(
     app.add_routes(routes_ops.routes)
     app.add_routes(routes_docs.routes)
     app.add_routes(routes_metrics.routes)
+    app.add_routes(routes_whoami.routes)
+    app.add_routes(routes_ui.routes)
     app.add_routes(sequin.routes)
     app.add_routes(supermetrics.routes)
     app.add_routes(mage.routes)

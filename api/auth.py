@@ -3,7 +3,8 @@
 Every /v1 route needs a key: reads need `read`, writes need `write`, /v1/keys needs
 `admin`. Another team's objects are answered exactly as if they did not exist (404), by
 scoping every query to the caller's team. /ops/health is always open; /ops/ready,
-/ops/overview and /metrics are open unless BACKFILL_OPS_AUTH is set."""
+/ops/overview and /metrics are open unless BACKFILL_OPS_AUTH is set; so are `/`, /docs and
+/ui/ with their static files, which hold no data."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from api.rate_headers import note_rate_limit
 from orchestrator.domain.keys import Principal, Scope
 from orchestrator.errors import Unauthorized
 
-_OPEN = ("/ops/health", "/openapi.json", "/docs")
+_OPEN = ("/ops/health", "/openapi.json", "/docs", "/", "/ui")
+# Pages and their static files hold no data; what they show comes from keyed API calls.
+_OPEN_PREFIXES = ("/ui/", "/docs/")
+# Any valid key may ask what it is (the dashboard decides which buttons to show from it).
+_ANY_SCOPE = ("/v1/whoami",)
 _OPS = ("/ops/", "/metrics")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -47,7 +52,7 @@ def missing_key_detail(request: web.Request) -> str:
 
 def needs_key(request: web.Request) -> bool:
     path = request.path
-    if path in _OPEN:
+    if path in _OPEN or path.startswith(_OPEN_PREFIXES):
         return False
     if path.startswith(_OPS):
         return request.app[SETTINGS_KEY].ops_auth
@@ -77,7 +82,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if limit:
         # Set on the answer by rate_limit_headers_middleware, errors included.
         note_rate_limit(request, limit, remaining)
-    access.require(principal, scope_for(request))
+    if request.path not in _ANY_SCOPE:
+        access.require(principal, scope_for(request))
     request[PRINCIPAL_KEY] = principal
     return await handler(request)
 

@@ -28,6 +28,7 @@ from orchestrator.domain.models import (
     TargetKind,
     TransferRun,
 )
+from orchestrator.domain.progress import Progress
 from orchestrator.domain.specs import (
     PLAN_FIELDS,
     BackfillPatch,
@@ -63,6 +64,7 @@ from orchestrator.sources.tables import (
     table_sql,
 )
 from orchestrator.storage.grants import GrantRepository
+from orchestrator.storage.progress import ProgressStore
 from orchestrator.storage.repository import REPLANNABLE, Repository
 
 T = TypeVar("T")
@@ -818,8 +820,7 @@ class BackfillService:
         """InvalidTransition (422) from completed, and from cancelled when `repeat_ok` is
         false; a cancelled backfill is otherwise returned as it is. `by` is the acting key."""
         return await self._counted(
-            "command.cancel",
-            self._act(backfill_id, "cancel", team_id, by, repeat_ok=repeat_ok),
+            "command.cancel", self._act(backfill_id, "cancel", team_id, by, repeat_ok=repeat_ok)
         )
 
     async def retry_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
@@ -915,8 +916,15 @@ class BackfillService:
         return Page(items, items[-1].seq if more else None)
 
     async def overview(self) -> dict[str, Any]:
-        """Backfills by state, runs by state, oldest pending run, workers seen."""
-        return await self.repo.overview()
+        """Backfills by state, runs by state, oldest pending run, workers seen, progress of
+        the active backfills and the system's throughput."""
+        body = await self.repo.overview()
+        body.update(await ProgressStore(self.repo.pool).overview())
+        return body
+
+    async def progress(self, backfills: list[Backfill]) -> dict[int, Progress]:
+        """Each backfill's progress, by id (one query for all of them)."""
+        return await ProgressStore(self.repo.pool).progress(backfills)
 
     async def _counted(self, command_type: str, acting: Awaitable[Backfill]) -> Backfill:
         """An API command, counted in backfill_commands_total as applied or refused."""

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=300.0, ge=0)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # How often each running backfill gets an `event.backfill.progress` (0: never).
+    progress_event_seconds: float = Field(default=15.0, ge=0)
     worker_concurrency: int = Field(default=4, ge=1)
     # Runs queued or running across all backfills that the dispatcher shares out by
     # priority; set it near the total worker concurrency of the deployment.

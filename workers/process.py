@@ -22,6 +22,7 @@ from workers.loop import every
 from workers.maintenance import Maintenance
 from workers.ops_server import OpsServer
 from workers.planner import Planner
+from workers.progress_events import progress_events_loop
 from workers.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
@@ -123,6 +124,8 @@ class Worker:
                     )
                 ),
             ]
+            if s.progress_event_seconds > 0:
+                loops.append(progress_events_loop(self.ctx, self._stop))
         log.info("worker_started", worker_id=self.worker_id, consume=self._consume)
         try:
             await self._stop.wait()

@@ -25,6 +25,7 @@ from orchestrator.domain.models import (
     TargetKind,
     TransferRun,
 )
+from orchestrator.domain.progress import Activity, Progress, progress_of
 from orchestrator.domain.specs import BackfillSpec, TableTargetSpec, TargetPatch, TargetSpec
 from orchestrator.domain.states import (
     BackfillState,
@@ -294,6 +295,10 @@ class FakeService(BackfillService):
 
     async def active_backfill_progress(self) -> list[dict[str, Any]]:
         return [dict(b) for b in self.active_progress]
+
+    async def progress(self, backfills: list[Backfill]) -> dict[int, Progress]:
+        # No runs here, so no activity: the fraction comes from the counters alone.
+        return {b.id: progress_of(b, Activity(at=NOW)) for b in backfills}
 
 
 class FakeProbes:

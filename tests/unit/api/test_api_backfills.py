@@ -22,6 +22,7 @@ BACKFILL_FIELDS = {
     "max_runs_per_minute",
     "max_rows_per_second",
     "priority",
+    "progress",
     "interval_type",
     "interval_units",
     "time_zone",
