@@ -58,7 +58,8 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
     from workers.process import Worker
 
     await run_migrations(settings)
-    settings = await _with_demo_source(settings)
+    # `backfill up` (the quick start) makes the demo source; the parts run apart use it.
+    settings = await _with_demo_source(settings, make=api and consume)
     stop = asyncio.Event()
     _install_signals(stop)
     async with open_context(settings) as ctx:
