@@ -409,7 +409,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             problems=(404, 409, 422),
             params=(BACKFILL_REF,),
             description="Refused (422, with the valid actions) when the backfill's state "
-            "does not allow it.",
+            "does not allow it. A backfill already in the state the action leads to (cancel "
+            "on cancelled, pause on paused, resume on created, scheduled or running) is "
+            "answered 200 as it is, unchanged, so the request is safe to retry.",
         )
         for action in ("cancel", "pause", "resume")
     ),
@@ -697,12 +699,14 @@ def _operation(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
     statuses = {*endpoint.problems, 500, *(_ACCESS_PROBLEMS if keyed else ())}
     for status in sorted(statuses):
         description, extra_headers = PROBLEMS[status]
+        problem_headers = {REQUEST_ID_HEADER: _header_ref(REQUEST_ID_HEADER)}
+        if keyed and status != 401:
+            # Any answer to a counted request carries the figures; a 401 had no key to count.
+            problem_headers |= {name: _header_ref(name, required=False) for name in _RATE_HEADERS}
+        problem_headers |= {name: _header_ref(name) for name in extra_headers}
         responses[str(status)] = {
             "description": description,
-            "headers": {
-                REQUEST_ID_HEADER: _header_ref(REQUEST_ID_HEADER),
-                **{name: _header_ref(name) for name in extra_headers},
-            },
+            "headers": problem_headers,
             "content": {PROBLEM_CONTENT_TYPE: {"schema": problem_schema}},
         }
 

@@ -64,7 +64,7 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
     async with open_context(settings) as ctx:
         # Every source's role is vetted now, so a bad one is in the log before anyone uses it.
         await ctx.sources.check_all()
-        worker = Worker(ctx, consume=consume)
+        worker = Worker(ctx, consume=consume, serve_ops=not api)
         worker_task = asyncio.create_task(worker.run(), name="worker")
         runner: web.AppRunner | None = None
         if api:
@@ -79,13 +79,16 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
             log.info("api_listening", host=settings.http_host, port=settings.http_port)
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({stopped, worker_task}, return_when=asyncio.FIRST_COMPLETED)
-        if worker_task in done and worker_task.exception() is not None:
-            log.error("worker_crashed", error=repr(worker_task.exception()))
+        crashed = worker_task.exception() if worker_task in done else None
+        if crashed is not None:
+            log.error("worker_crashed", error=repr(crashed))
         worker.stop()
         if runner is not None:
             await runner.cleanup()
         await asyncio.gather(worker_task, return_exceptions=True)
         stopped.cancel()
+        if crashed is not None:
+            raise crashed  # a supervisor must see a failure (exit status 1), not a clean stop
 
 
 async def _with_demo_source(settings: Settings, *, make: bool = True) -> Settings:

@@ -36,3 +36,7 @@ class ContextProbes:
     async def queue_depths(self) -> dict[str, int]:
         async with asyncio.timeout(2):
             return await self._ctx.broker.queue_depths()
+
+    async def queue_stats(self) -> list[tuple[str, str, int, int]]:
+        async with asyncio.timeout(2):
+            return await self._ctx.broker.queue_stats()

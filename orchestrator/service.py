@@ -7,6 +7,7 @@ rules of their own."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 
+from orchestrator import metrics
 from orchestrator.domain.models import (
     Backfill,
     HandlerSpec,
@@ -40,7 +42,13 @@ from orchestrator.domain.specs import (
 )
 from orchestrator.domain.states import BackfillState, RunState, valid_actions
 from orchestrator.domain.windows import WindowPlan, window_plan
-from orchestrator.errors import InvalidTransition, NotFound, SourceError, ValidationFailed
+from orchestrator.errors import (
+    InvalidTransition,
+    NotFound,
+    OrchestratorError,
+    SourceError,
+    ValidationFailed,
+)
 from orchestrator.grants.checks import GrantChecker, handler_needs, sink_needs, table_needs
 from orchestrator.grants.scope import using
 from orchestrator.handlers.registry import handler_type
@@ -287,12 +295,19 @@ class BackfillService:
         backfill as `created` with its `command.create` and `backfill.created` messages in
         one transaction. The same command_id twice returns the first backfill. `created_by`
         is the acting API key."""
-        backfill, _ = await self.apply_create(
-            spec,
-            team_id=team_id,
-            command_id=command_id or uuid4(),
-            announce=True,
-            created_by=created_by,
+        try:
+            backfill, created = await self.apply_create(
+                spec,
+                team_id=team_id,
+                command_id=command_id or uuid4(),
+                announce=True,
+                created_by=created_by,
+            )
+        except OrchestratorError:
+            metrics.command_handled("command.create", "refused", source="api")
+            raise
+        metrics.command_handled(
+            "command.create", "applied" if created else "duplicate", source="api"
         )
         return backfill
 
@@ -722,6 +737,7 @@ class BackfillService:
             "variables": target.variables | spec.variables,
             # With a reprocess filter the total is known only once planning has looked.
             "runs_total": plan.count if spec.reprocess == Reprocess.ALL else 0,
+            "runs_planned": plan.count if spec.reprocess == Reprocess.ALL else None,
         }
 
     @staticmethod
@@ -770,7 +786,13 @@ class BackfillService:
         return await self.repo.get_backfill(backfill_id, team_id)
 
     async def _act(
-        self, backfill_id: int | UUID, action: str, team_id: int, by: int | None = None
+        self,
+        backfill_id: int | UUID,
+        action: str,
+        team_id: int,
+        by: int | None = None,
+        *,
+        repeat_ok: bool = True,
     ) -> Backfill:
         bid = await self.repo.backfill_id_of(backfill_id, team_id)
         command_id = uuid4()
@@ -784,13 +806,22 @@ class BackfillService:
                 "backfill_id": bid,
             },
             by=by,
+            repeat_ok=repeat_ok,
         )
 
     async def cancel_backfill(
-        self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
+        self,
+        backfill_id: int | UUID,
+        *,
+        team_id: int,
+        by: int | None = None,
+        repeat_ok: bool = True,
     ) -> Backfill:
-        """InvalidTransition (422) from completed or cancelled. `by` is the acting key."""
-        return await self._act(backfill_id, "cancel", team_id, by)
+        """InvalidTransition (422) from completed, and from cancelled when `repeat_ok` is
+        false; a cancelled backfill is otherwise returned as it is. `by` is the acting key."""
+        return await self._counted(
+            "command.cancel", self._act(backfill_id, "cancel", team_id, by, repeat_ok=repeat_ok)
+        )
 
     async def retry_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         """Failed runs back to pending (attempts from zero), a failed backfill back to
@@ -851,10 +882,12 @@ class BackfillService:
         return out
 
     async def pause_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
-        return await self._act(backfill_id, "pause", team_id)
+        """A paused backfill is returned as it is."""
+        return await self._counted("command.pause", self._act(backfill_id, "pause", team_id))
 
     async def resume_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
-        return await self._act(backfill_id, "resume", team_id)
+        """A backfill that is created, scheduled or running is returned as it is."""
+        return await self._counted("command.resume", self._act(backfill_id, "resume", team_id))
 
     async def apply_command(
         self, action: str, backfill_id: int | UUID, command_id: UUID, *, team_id: int | None
@@ -892,3 +925,17 @@ class BackfillService:
     async def progress(self, backfills: list[Backfill]) -> dict[int, Progress]:
         """Each backfill's progress, by id (one query for all of them)."""
         return await ProgressStore(self.repo.pool).progress(backfills)
+
+    async def _counted(self, command_type: str, acting: Awaitable[Backfill]) -> Backfill:
+        """An API command, counted in backfill_commands_total as applied or refused."""
+        try:
+            backfill = await acting
+        except OrchestratorError:
+            metrics.command_handled(command_type, "refused", source="api")
+            raise
+        metrics.command_handled(command_type, "applied", source="api")
+        return backfill
+
+    async def active_backfill_progress(self) -> list[dict[str, Any]]:
+        """The counters of the active backfills, for the per-backfill metrics."""
+        return await self.repo.active_backfill_progress(metrics.ACTIVE_BACKFILLS_SHOWN)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    # Where a `backfill worker` serves /metrics and /ops/health (on http_host); unset: not
+    # served, 0: a free port chosen at start. Processes with the API serve them on http_port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     # Named source databases that targets may read from or write to, once an operator has
     # granted them to a team (`backfill sources grant`). API users name a source; the DSN
@@ -80,6 +83,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # /ops/ready, /ops/overview and /metrics need a key when true; /ops/health never does.
     ops_auth: bool = False
+    # Browser origins allowed to call the API (CORS): "*" or origins such as
+    # "https://app.example.com", comma-separated. Unset: "*" on the compatibility APIs (as
+    # the systems they copy answer) and no origin on the native API.
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal
@@ -151,6 +158,22 @@ class Settings(BaseSettings):
 
         for entry in value:
             parse_entry(entry)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str] | None) -> list[str] | None:
+        from orchestrator.origins import check_origin
+
+        for origin in value or []:
+            check_origin(origin)  # raises ValueError naming the bad origin
         return value
 
     def source_names(self) -> list[str]:

@@ -76,9 +76,9 @@ async def service(database: str, prefix: str, tmp_path: Path) -> AsyncIterator[S
             "BACKFILL_OUTBOX_POLL_SECONDS": "0.2",
             "BACKFILL_SHUTDOWN_GRACE_SECONDS": "5",
             "BACKFILL_BOOTSTRAP_TOKEN": TOKEN,
-            # Team 1's grant on `main` rides on the test template; no demo source here.
+            # The source the targets use, as an operator configures it (the grant to team 1
+            # rides on the test template).
             "BACKFILL_SOURCES": json.dumps({"main": source_dsn(database)}),
-            "BACKFILL_DEMO_SOURCE": "false",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -185,14 +185,15 @@ async def test_dashboard_shows_progress_cancels_and_hides_what_it_must_and_docs_
         cli(service, "teams", "create", "other"),
     )
     other_team = team_line.split("\t")[0]
+    # The operator grants the other team the source too: what hides its backfill from team 1
+    # is the API's team scoping, not a missing grant.
+    await cli(service, "sources", "grant", "main", "--team", other_team, "--sql")
     other_token = await cli(
         service, "keys", "create", "--team", other_team, "--scope", "read,write"
     )
     async with session(service, TOKEN) as mine, session(service, other_token) as theirs:
         watched = await slow_backfill(mine, "slow")
-        # The other team holds no grant: a noop date range is what it may run.
-        await make_target(theirs, "theirs")
-        hidden = await start_backfill(theirs, "theirs", start="2023-01-01", end="2023-12-31")
+        hidden = await slow_backfill(theirs, "their-slow")
         ids = {watched["id"], hidden["id"]}
         assert len(ids) == 2
 
@@ -232,6 +233,7 @@ async def test_dashboard_shows_progress_cancels_and_hides_what_it_must_and_docs_
 
         # A read-only key of the same team sees the backfills and no buttons, in the list
         # and in the detail view.
+        await api(theirs, "POST", f"/v1/backfills/{hidden['id']}/cancel", 200)
         second = await slow_backfill(mine, "slow-2")
         reader = await browser.page()
         await sign_in(reader, service, read_token)

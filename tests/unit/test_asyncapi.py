@@ -35,6 +35,8 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "event.backfill.completed": BackfillEvent,
     "event.backfill.failed": BackfillEvent,
     "event.backfill.cancelled": BackfillEvent,
+    "event.backfill.paused": BackfillEvent,
+    "event.backfill.resumed": BackfillEvent,
     "event.run.failed": RunFailedEvent,
     "event.backfill.progress": BackfillProgressEvent,
 }
@@ -134,6 +136,8 @@ def test_the_channels_and_who_sends_or_receives(doc: dict[str, Any]) -> None:
         ("event.backfill.completed", "send"),
         ("event.backfill.failed", "send"),
         ("event.backfill.cancelled", "send"),
+        ("event.backfill.paused", "send"),
+        ("event.backfill.resumed", "send"),
         ("event.run.failed", "send"),
         ("event.backfill.progress", "send"),
         ("backfills.dead", "send"),
