@@ -18,7 +18,7 @@ MAKEFLAGS += --no-builtin-rules
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install services migrate run test lint typecheck fmt check bench clean distclean
+.PHONY: help venv install services browser migrate run test lint typecheck fmt check bench clean distclean
 
 help: ## Show this list
 	@echo "Usage: make <target> [PYTHON=python3] [PYTEST_ARGS='-k name -x']"
@@ -48,13 +48,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 services: ## Make sure Postgres and RabbitMQ are reachable (starts local ones if needed)
 	@bash scripts/ensure-services.sh
 
+browser: ## Make sure Debian's chromium is installed (for the dashboard's browser test)
+	@bash scripts/ensure-browser.sh
+
 migrate: install services ## Create the database if missing and apply migrations
 	$(BIN)/backfill migrate
 
 run: install services ## Run API and workers in one process (migrates on start)
 	$(BIN)/backfill up
 
-test: install services tools ## Run the tests (extra pytest arguments: PYTEST_ARGS=...)
+test: install services tools browser ## Run the tests (extra pytest arguments: PYTEST_ARGS=...)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: tools

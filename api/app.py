@@ -12,14 +12,18 @@ from api import (
     routes_ops,
     routes_sources,
     routes_targets,
+    routes_ui,
+    routes_whoami,
 )
 from api.access_log import access_log_middleware
 from api.auth import auth_middleware
 from api.compat import mage, sequin, supermetrics
+from api.cors import cors_middleware
 from api.errors import error_middleware
 from api.keys import ACCESS_KEY, PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
 from api.metrics_middleware import metrics_middleware
 from api.probes import OpsProbes
+from api.rate_headers import rate_limit_headers_middleware
 from api.request_id import request_id_middleware
 from orchestrator.access import AccessService
 from orchestrator.service import BackfillService
@@ -42,6 +46,11 @@ def create_app(
             metrics_middleware,
             request_id_middleware,
             access_log_middleware,
+            # Preflights answered before auth (they carry no key); the origin header goes on
+            # every answer, errors included.
+            cors_middleware,
+            # Outside the error middleware, so error answers get the rate-limit headers too.
+            rate_limit_headers_middleware,
             error_middleware,
             auth_middleware,
         ],
@@ -58,6 +67,8 @@ def create_app(
     app.add_routes(routes_ops.routes)
     app.add_routes(routes_docs.routes)
     app.add_routes(routes_metrics.routes)
+    app.add_routes(routes_whoami.routes)
+    app.add_routes(routes_ui.routes)
     app.add_routes(sequin.routes)
     app.add_routes(supermetrics.routes)
     app.add_routes(mage.routes)

@@ -3,7 +3,8 @@
 Every /v1 route needs a key: reads need `read`, writes need `write`, /v1/keys needs
 `admin`. Another team's objects are answered exactly as if they did not exist (404), by
 scoping every query to the caller's team. /ops/health is always open; /ops/ready,
-/ops/overview and /metrics are open unless BACKFILL_OPS_AUTH is set."""
+/ops/overview and /metrics are open unless BACKFILL_OPS_AUTH is set; so are `/`, /docs and
+/ui/ with their static files, which hold no data."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ from aiohttp.typedefs import Handler
 
 from api.compat.paths import Dialect, dialect_of, is_compat
 from api.keys import ACCESS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from api.rate_headers import note_rate_limit
 from orchestrator.domain.keys import Principal, Scope
+from orchestrator.errors import Unauthorized
 
-_OPEN = ("/ops/health", "/openapi.json", "/docs")
+_OPEN = ("/ops/health", "/openapi.json", "/docs", "/", "/ui")
+# Pages and their static files hold no data; what they show comes from keyed API calls.
+_OPEN_PREFIXES = ("/ui/", "/docs/")
+# Any valid key may ask what it is (the dashboard decides which buttons to show from it).
+_ANY_SCOPE = ("/v1/whoami",)
 _OPS = ("/ops/", "/metrics")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -36,9 +43,16 @@ def presented_key(request: web.Request) -> str | None:
     return token
 
 
+def missing_key_detail(request: web.Request) -> str:
+    """What to send, in the words of the header the request's API takes the key in."""
+    if dialect_of(request.path) is Dialect.MAGE:
+        return "missing API key: send 'X-API-KEY: <key>' (or 'Authorization: Bearer <key>')"
+    return "missing bearer token: send 'Authorization: Bearer <key>'"
+
+
 def needs_key(request: web.Request) -> bool:
     path = request.path
-    if path in _OPEN:
+    if path in _OPEN or path.startswith(_OPEN_PREFIXES):
         return False
     if path.startswith(_OPS):
         return request.app[SETTINGS_KEY].ops_auth
@@ -58,15 +72,20 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # their systems do (Mage: 204 with its CORS headers), and it reads nothing.
         return await handler(request)
     access = request.app[ACCESS_KEY]
-    principal = await access.authenticate(presented_key(request))
-    access.require(principal, scope_for(request))
+    token = presented_key(request)
+    if token is None:
+        raise Unauthorized(missing_key_detail(request))
+    principal = await access.authenticate(token)
+    # Counted before the scope check: a known key's refused requests use its budget too,
+    # and their answers carry the figures like any other.
     limit, remaining = await access.count_request(principal)
-    request[PRINCIPAL_KEY] = principal
-    response = await handler(request)
     if limit:
-        response.headers["X-RateLimit-Limit"] = str(limit)
-        response.headers["X-RateLimit-Remaining"] = str(remaining)
-    return response
+        # Set on the answer by rate_limit_headers_middleware, errors included.
+        note_rate_limit(request, limit, remaining)
+    if request.path not in _ANY_SCOPE:
+        access.require(principal, scope_for(request))
+    request[PRINCIPAL_KEY] = principal
+    return await handler(request)
 
 
 def principal_of(request: web.Request) -> Principal:

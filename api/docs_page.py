@@ -17,11 +17,16 @@ SCHEMA_REF = "#/components/schemas/"
 _STYLE = """
 :root { color-scheme: light dark; --line: #8884; --muted: #888; }
 body { font: 15px/1.5 system-ui, sans-serif; margin: 0; display: flex; }
-nav { position: sticky; top: 0; height: 100vh; overflow: auto; min-width: 15rem;
-      padding: 1rem; border-right: 1px solid var(--line); box-sizing: border-box; }
+nav { position: sticky; top: 0; height: 100vh; overflow-y: auto; flex: 0 0 auto;
+      width: clamp(18rem, 28vw, 26rem); padding: 1rem; border-right: 1px solid var(--line);
+      box-sizing: border-box; }
 nav ul { list-style: none; padding-left: 0; margin: .2rem 0 1rem; }
-nav li { margin: .15rem 0; white-space: nowrap; }
-main { padding: 1rem 2rem; max-width: 70rem; }
+/* Long paths wrap inside the sidebar instead of being cut off at its edge. */
+nav li { margin: .25rem 0; }
+nav li a { display: flex; gap: .4rem; align-items: baseline; }
+nav li .method { flex: none; }
+nav li code { overflow-wrap: anywhere; }
+main { padding: 1rem 2rem; max-width: 70rem; min-width: 0; }
 a { color: inherit; }
 h1 small { color: var(--muted); font-weight: normal; font-size: .6em; }
 article { border: 1px solid var(--line); border-radius: 6px; padding: .2rem 1rem .8rem;

@@ -31,6 +31,7 @@ from api.problems import PROBLEM_CONTENT_TYPE
 from api.request_id import HEADER as REQUEST_ID_HEADER
 from api.routes_keys import CreatedKey, KeyCreate, KeyList
 from api.routes_sources import SourceGrantList
+from api.routes_whoami import WhoAmIOut
 from api.schemas import BackfillOut, DryRunOut, PageOut, RunOut, TargetOut
 from orchestrator.domain.specs import BackfillPatch, BackfillSpec, Name, TargetPatch, TargetSpec
 from orchestrator.domain.states import BackfillState, RunState
@@ -217,6 +218,85 @@ def _created(model: type[BaseModel], what: str) -> Reply:
     return Reply(f"The {what}, created.", model, headers=("Location",))
 
 
+# ---------------------------------------------------------------------------- pages
+
+ASSET = Param("asset", "path", str, "A file of the page, by name.", required=True)
+_PAGE_FILE = Reply("The file (HTML, JavaScript or CSS).", str, "text/plain")
+
+UI_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "GET",
+        "/v1/whoami",
+        "whoami",
+        "The calling key",
+        "keys",
+        {200: Reply("The key's id, prefix, team and scopes.", WhoAmIOut)},
+        description="Any valid key may call it, whatever its scopes.",
+    ),
+    Endpoint(
+        "GET",
+        "/",
+        "index",
+        "Where things are",
+        "docs",
+        {
+            200: Reply("Links to the dashboard, the docs, the API and the probes.", dict[str, Any]),
+            302: Reply("A browser (`Accept: text/html`) is sent to /ui/.", headers=("Location",)),
+        },
+        access=Access.OPEN,
+    ),
+    Endpoint(
+        "GET",
+        "/ui",
+        "dashboardRedirect",
+        "The dashboard",
+        "docs",
+        {302: Reply("To /ui/.", headers=("Location",))},
+        access=Access.OPEN,
+    ),
+    Endpoint(
+        "GET",
+        "/ui/",
+        "dashboard",
+        "The dashboard",
+        "docs",
+        {200: Reply("The dashboard page; it asks for an API key.", str, "text/html")},
+        access=Access.OPEN,
+        description="Lists the key's team's backfills with live progress; see the README.",
+    ),
+    Endpoint(
+        "GET",
+        "/ui/{asset}",
+        "dashboardFile",
+        "A file of the dashboard",
+        "docs",
+        {200: _PAGE_FILE},
+        problems=(404,),
+        params=(ASSET,),
+        access=Access.OPEN,
+    ),
+    Endpoint(
+        "GET",
+        "/docs/reference",
+        "reference",
+        "This document as one page without scripts",
+        "docs",
+        {200: Reply("A self-contained HTML page.", str, media_type="text/html")},
+        access=Access.OPEN,
+    ),
+    Endpoint(
+        "GET",
+        "/docs/{asset}",
+        "docsFile",
+        "A file of the Swagger UI page",
+        "docs",
+        {200: _PAGE_FILE},
+        problems=(404,),
+        params=(ASSET,),
+        access=Access.OPEN,
+    ),
+)
+
 # ---------------------------------------------------------------------------- endpoints
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -329,7 +409,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             problems=(404, 409, 422),
             params=(BACKFILL_REF,),
             description="Refused (422, with the valid actions) when the backfill's state "
-            "does not allow it.",
+            "does not allow it. A backfill already in the state the action leads to (cancel "
+            "on cancelled, pause on paused, resume on created, scheduled or running) is "
+            "answered 200 as it is, unchanged, so the request is safe to retry.",
         )
         for action in ("cancel", "pause", "resume")
     ),
@@ -477,11 +559,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         "/docs",
         "docs",
-        "This document as a web page",
+        "This document in Swagger UI",
         "docs",
-        {200: Reply("A self-contained HTML page.", str, media_type="text/html")},
+        {200: Reply("Swagger UI, served from this server (works offline).", str, "text/html")},
         access=Access.OPEN,
+        description="Press Authorize and paste an API key to try requests.",
     ),
+    *UI_ENDPOINTS,
 )
 
 TAGS = (
@@ -615,12 +699,14 @@ def _operation(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
     statuses = {*endpoint.problems, 500, *(_ACCESS_PROBLEMS if keyed else ())}
     for status in sorted(statuses):
         description, extra_headers = PROBLEMS[status]
+        problem_headers = {REQUEST_ID_HEADER: _header_ref(REQUEST_ID_HEADER)}
+        if keyed and status != 401:
+            # Any answer to a counted request carries the figures; a 401 had no key to count.
+            problem_headers |= {name: _header_ref(name, required=False) for name in _RATE_HEADERS}
+        problem_headers |= {name: _header_ref(name) for name in extra_headers}
         responses[str(status)] = {
             "description": description,
-            "headers": {
-                REQUEST_ID_HEADER: _header_ref(REQUEST_ID_HEADER),
-                **{name: _header_ref(name) for name in extra_headers},
-            },
+            "headers": problem_headers,
             "content": {PROBLEM_CONTENT_TYPE: {"schema": problem_schema}},
         }
 

@@ -50,9 +50,39 @@ class OutboxOut(_Out):
     oldest_unsent_at: datetime | None
 
 
+class ProgressSeenOut(_Out):
+    fraction: float | None
+    rows_per_second: float | None
+    runs_per_minute: float | None
+    eta_seconds: float | None
+    eta: datetime | None
+    window_seconds: int
+
+
+class ActiveBackfillOut(_Out):
+    """A backfill that may still move (created, scheduled, running or paused), any team."""
+
+    id: int
+    team_id: int
+    target_id: int
+    kind: str
+    name: str | None
+    state: str
+    progress: ProgressSeenOut
+
+
+class ThroughputOut(_Out):
+    """Rows and ended runs per time over the last `window_seconds`, all backfills together."""
+
+    rows_per_second: float
+    runs_per_minute: float
+    window_seconds: int
+
+
 class OverviewOut(_Out):
-    """Counts by state, the oldest pending run, workers seen in the last day, the outbox, and
-    queue depths (null when the broker could not be asked)."""
+    """Counts by state, the oldest pending run, workers seen in the last day, the outbox,
+    queue depths (null when the broker could not be asked), the progress of every active
+    backfill (at most 100, oldest first) and the system's throughput."""
 
     backfills: dict[str, int]
     runs: dict[str, int]
@@ -60,3 +90,5 @@ class OverviewOut(_Out):
     workers: list[WorkerSeenOut]
     outbox: OutboxOut
     queues: dict[str, int] | None
+    active_backfills: list[ActiveBackfillOut]
+    throughput: ThroughputOut

@@ -12,6 +12,7 @@ from api.body import RequestBody
 from api.keys import SERVICE_KEY
 from api.render import json_response
 from api.schemas import BackfillOut, DryRunOut, backfills_page, runs_page
+from orchestrator.domain.models import Backfill
 from orchestrator.domain.specs import BackfillPatch, BackfillSpec
 from orchestrator.domain.states import BackfillState, RunState
 from orchestrator.errors import BadRequest
@@ -40,6 +41,11 @@ def idempotency_command_id(request: web.Request) -> uuid.UUID | None:
     return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, key)
 
 
+async def _backfill_out(request: web.Request, backfill: Backfill) -> BackfillOut:
+    progress = await request.app[SERVICE_KEY].progress([backfill])
+    return BackfillOut.from_domain(backfill, progress[backfill.id])
+
+
 @routes.post("/v1/backfills")
 async def create_backfill(request: web.Request) -> web.Response:
     query = params.QueryParams(request.query, allowed=("dry_run", *_PAGE))
@@ -60,7 +66,7 @@ async def create_backfill(request: web.Request) -> web.Response:
         created_by=principal_of(request).key_id,
     )
     return json_response(
-        BackfillOut.from_domain(backfill),
+        await _backfill_out(request, backfill),
         status=201,
         headers={"Location": f"/v1/backfills/{backfill.id}"},
     )
@@ -76,14 +82,15 @@ async def list_backfills(request: web.Request) -> web.Response:
     page = await request.app[SERVICE_KEY].list_backfills(
         team_id=team_of(request), target_id=target_id, states=states, after=after, limit=limit
     )
-    return json_response(backfills_page(page))
+    progress = await request.app[SERVICE_KEY].progress(page.items)
+    return json_response(backfills_page(page, progress))
 
 
 @routes.get("/v1/backfills/{backfill}")
 async def get_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     backfill = await request.app[SERVICE_KEY].get_backfill(ref, team_id=team_of(request))
-    return json_response(BackfillOut.from_domain(backfill))
+    return json_response(await _backfill_out(request, backfill))
 
 
 @routes.patch("/v1/backfills/{backfill}")
@@ -91,7 +98,7 @@ async def update_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     patch = await BACKFILL_PATCH.parse(request)
     backfill = await request.app[SERVICE_KEY].update_backfill(ref, patch, team_id=team_of(request))
-    return json_response(BackfillOut.from_domain(backfill))
+    return json_response(await _backfill_out(request, backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/cancel")
@@ -100,28 +107,28 @@ async def cancel_backfill(request: web.Request) -> web.Response:
     backfill = await request.app[SERVICE_KEY].cancel_backfill(
         ref, team_id=team_of(request), by=principal_of(request).key_id
     )
-    return json_response(BackfillOut.from_domain(backfill))
+    return json_response(await _backfill_out(request, backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/pause")
 async def pause_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     backfill = await request.app[SERVICE_KEY].pause_backfill(ref, team_id=team_of(request))
-    return json_response(BackfillOut.from_domain(backfill))
+    return json_response(await _backfill_out(request, backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/resume")
 async def resume_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     backfill = await request.app[SERVICE_KEY].resume_backfill(ref, team_id=team_of(request))
-    return json_response(BackfillOut.from_domain(backfill))
+    return json_response(await _backfill_out(request, backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/retry")
 async def retry_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     backfill = await request.app[SERVICE_KEY].retry_backfill(ref, team_id=team_of(request))
-    return json_response(BackfillOut.from_domain(backfill))
+    return json_response(await _backfill_out(request, backfill))
 
 
 @routes.get("/v1/backfills/{backfill}/runs")

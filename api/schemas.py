@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from api.render import iso_datetime
 from orchestrator.domain.models import (
@@ -24,6 +24,7 @@ from orchestrator.domain.models import (
     TargetKind,
     TransferRun,
 )
+from orchestrator.domain.progress import Progress
 from orchestrator.domain.states import BackfillState, RunState
 from orchestrator.service import DryRun, Page
 
@@ -111,6 +112,33 @@ class ErrorEntryOut(_Out):
         )
 
 
+class ProgressOut(_Out):
+    """How far a backfill is and how fast it moves. `fraction`: done/total (rows for a table
+    backfill whose rows were counted, runs otherwise), null while the total is unknown.
+    `rows_per_second` and `runs_per_minute`: over the last `window_seconds` (or since the
+    backfill started, if later), from the runs' checkpoints; null before it started.
+    `eta_seconds`/`eta`: at the current rate, null unless it is moving (created, scheduled,
+    running) at a known rate toward a known total."""
+
+    fraction: float | None
+    rows_per_second: float | None
+    runs_per_minute: float | None
+    eta_seconds: float | None
+    eta: Timestamp | None
+    window_seconds: int
+
+    @classmethod
+    def from_domain(cls, progress: Progress) -> ProgressOut:
+        return cls(
+            fraction=progress.fraction,
+            rows_per_second=progress.rows_per_second,
+            runs_per_minute=progress.runs_per_minute,
+            eta_seconds=progress.eta_seconds,
+            eta=progress.eta,
+            window_seconds=progress.window_seconds,
+        )
+
+
 class BackfillOut(_Out):
     id: int
     uuid: UUID
@@ -139,12 +167,24 @@ class BackfillOut(_Out):
     rows_initial_count: int | None
     rows_processed_count: int
     rows_ingested_count: int
-    runs_total: int
-    runs_created: int
+    runs_total: int = Field(
+        description="The runs the backfill has or will have. While planning: a date range's "
+        "planned windows, a table's runs made so far. Once planning is done, or stopped by a "
+        "cancel, exactly the runs that exist (`runs_created`)."
+    )
+    runs_created: int = Field(description="The runs that exist: made by the planner so far.")
+    runs_planned: int | None = Field(
+        description="The runs its plan makes: a date range's windows from creation, a "
+        "table's (or a filtered date range's) once planning is done; null until known. A "
+        "cancel during planning leaves it as planned, while `runs_total` drops to the runs "
+        "that exist."
+    )
+    planning_done: bool = Field(description="Whether the planner has made every run.")
     runs_completed: int
     runs_failed: int
     runs_cancelled: int
     error_report: list[ErrorEntryOut]
+    progress: ProgressOut
     created_at: Timestamp
     started_at: Timestamp | None
     updated_at: Timestamp
@@ -154,7 +194,7 @@ class BackfillOut(_Out):
     paused_at: Timestamp | None
 
     @classmethod
-    def from_domain(cls, backfill: Backfill) -> BackfillOut:
+    def from_domain(cls, backfill: Backfill, progress: Progress) -> BackfillOut:
         return cls(
             id=backfill.id,
             uuid=backfill.uuid,
@@ -185,10 +225,13 @@ class BackfillOut(_Out):
             rows_ingested_count=backfill.rows_ingested_count,
             runs_total=backfill.runs_total,
             runs_created=backfill.runs_created,
+            runs_planned=backfill.runs_planned,
+            planning_done=backfill.planning_done,
             runs_completed=backfill.runs_completed,
             runs_failed=backfill.runs_failed,
             runs_cancelled=backfill.runs_cancelled,
             error_report=[ErrorEntryOut.from_domain(e) for e in backfill.error_report],
+            progress=ProgressOut.from_domain(progress),
             created_at=backfill.created_at,
             started_at=backfill.started_at,
             updated_at=backfill.updated_at,
@@ -265,9 +308,10 @@ def targets_page(page: Page[Target]) -> PageOut[TargetOut]:
     )
 
 
-def backfills_page(page: Page[Backfill]) -> PageOut[BackfillOut]:
+def backfills_page(page: Page[Backfill], progress: dict[int, Progress]) -> PageOut[BackfillOut]:
     return PageOut[BackfillOut](
-        data=[BackfillOut.from_domain(b) for b in page.items], next_after=page.next_after
+        data=[BackfillOut.from_domain(b, progress[b.id]) for b in page.items],
+        next_after=page.next_after,
     )
 
 

@@ -28,6 +28,7 @@ from orchestrator.domain.models import (
     TargetKind,
     TransferRun,
 )
+from orchestrator.domain.progress import Progress
 from orchestrator.domain.specs import (
     PLAN_FIELDS,
     BackfillPatch,
@@ -63,6 +64,7 @@ from orchestrator.sources.tables import (
     table_sql,
 )
 from orchestrator.storage.grants import GrantRepository
+from orchestrator.storage.progress import ProgressStore
 from orchestrator.storage.repository import REPLANNABLE, Repository
 
 T = TypeVar("T")
@@ -735,6 +737,7 @@ class BackfillService:
             "variables": target.variables | spec.variables,
             # With a reprocess filter the total is known only once planning has looked.
             "runs_total": plan.count if spec.reprocess == Reprocess.ALL else 0,
+            "runs_planned": plan.count if spec.reprocess == Reprocess.ALL else None,
         }
 
     @staticmethod
@@ -783,7 +786,13 @@ class BackfillService:
         return await self.repo.get_backfill(backfill_id, team_id)
 
     async def _act(
-        self, backfill_id: int | UUID, action: str, team_id: int, by: int | None = None
+        self,
+        backfill_id: int | UUID,
+        action: str,
+        team_id: int,
+        by: int | None = None,
+        *,
+        repeat_ok: bool = True,
     ) -> Backfill:
         bid = await self.repo.backfill_id_of(backfill_id, team_id)
         command_id = uuid4()
@@ -797,13 +806,22 @@ class BackfillService:
                 "backfill_id": bid,
             },
             by=by,
+            repeat_ok=repeat_ok,
         )
 
     async def cancel_backfill(
-        self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
+        self,
+        backfill_id: int | UUID,
+        *,
+        team_id: int,
+        by: int | None = None,
+        repeat_ok: bool = True,
     ) -> Backfill:
-        """InvalidTransition (422) from completed or cancelled. `by` is the acting key."""
-        return await self._counted("command.cancel", self._act(backfill_id, "cancel", team_id, by))
+        """InvalidTransition (422) from completed, and from cancelled when `repeat_ok` is
+        false; a cancelled backfill is otherwise returned as it is. `by` is the acting key."""
+        return await self._counted(
+            "command.cancel", self._act(backfill_id, "cancel", team_id, by, repeat_ok=repeat_ok)
+        )
 
     async def retry_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         """Failed runs back to pending (attempts from zero), a failed backfill back to
@@ -864,9 +882,11 @@ class BackfillService:
         return out
 
     async def pause_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
+        """A paused backfill is returned as it is."""
         return await self._counted("command.pause", self._act(backfill_id, "pause", team_id))
 
     async def resume_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
+        """A backfill that is created, scheduled or running is returned as it is."""
         return await self._counted("command.resume", self._act(backfill_id, "resume", team_id))
 
     async def apply_command(
@@ -896,8 +916,15 @@ class BackfillService:
         return Page(items, items[-1].seq if more else None)
 
     async def overview(self) -> dict[str, Any]:
-        """Backfills by state, runs by state, oldest pending run, workers seen."""
-        return await self.repo.overview()
+        """Backfills by state, runs by state, oldest pending run, workers seen, progress of
+        the active backfills and the system's throughput."""
+        body = await self.repo.overview()
+        body.update(await ProgressStore(self.repo.pool).overview())
+        return body
+
+    async def progress(self, backfills: list[Backfill]) -> dict[int, Progress]:
+        """Each backfill's progress, by id (one query for all of them)."""
+        return await ProgressStore(self.repo.pool).progress(backfills)
 
     async def _counted(self, command_type: str, acting: Awaitable[Backfill]) -> Backfill:
         """An API command, counted in backfill_commands_total as applied or refused."""

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=300.0, ge=0)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # How often each running backfill gets an `event.backfill.progress` (0: never).
+    progress_event_seconds: float = Field(default=15.0, ge=0)
     worker_concurrency: int = Field(default=4, ge=1)
     # Runs queued or running across all backfills that the dispatcher shares out by
     # priority; set it near the total worker concurrency of the deployment.
@@ -81,6 +83,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # /ops/ready, /ops/overview and /metrics need a key when true; /ops/health never does.
     ops_auth: bool = False
+    # Browser origins allowed to call the API (CORS): "*" or origins such as
+    # "https://app.example.com", comma-separated. Unset: "*" on the compatibility APIs (as
+    # the systems they copy answer) and no origin on the native API.
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal
@@ -152,6 +158,22 @@ class Settings(BaseSettings):
 
         for entry in value:
             parse_entry(entry)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str] | None) -> list[str] | None:
+        from orchestrator.origins import check_origin
+
+        for origin in value or []:
+            check_origin(origin)  # raises ValueError naming the bad origin
         return value
 
     def source_names(self) -> list[str]:

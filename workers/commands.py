@@ -4,26 +4,18 @@ that is not a valid command goes to the dead-letter queue with its reason."""
 
 from __future__ import annotations
 
-import json
-
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
-from pydantic import ValidationError
 
 from orchestrator import metrics
-from orchestrator.domain.states import BackfillState
-from orchestrator.errors import InvalidTransition, OrchestratorError
+from orchestrator.errors import OrchestratorError
+from orchestrator.messaging.bodies import Poison, read_body
 from orchestrator.messaging.broker import Broker, published_by_us
 from orchestrator.messaging.messages import COMMAND, CreateCommand
 from orchestrator.service import BackfillService
 from workers.planner import Planner
 
 log = structlog.get_logger(__name__)
-
-
-def describe_validation(exc: ValidationError, what: str = "command") -> str:
-    parts = ["/".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()[:10]]
-    return f"invalid {what}: " + "; ".join(parts)
 
 
 class CommandConsumer:
@@ -51,14 +43,9 @@ class CommandConsumer:
 
     async def _handle(self, message: AbstractIncomingMessage, counted: bool) -> str | None:
         """Applies the command; returns a reason to dead-letter it, or None when done."""
-        try:
-            payload = json.loads(message.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return f"not JSON: {exc}"
-        try:
-            command = COMMAND.validate_python(payload)
-        except ValidationError as exc:
-            return describe_validation(exc)
+        command = read_body(message.body, COMMAND, "command")
+        if isinstance(command, Poison):
+            return command.reason
         with structlog.contextvars.bound_contextvars(
             command_id=str(command.command_id), command=command.type
         ):
@@ -74,13 +61,9 @@ class CommandConsumer:
                 await self._service.apply_command(
                     action, command.backfill_id, command.command_id, team_id=command.team_id
                 )
-            except InvalidTransition as exc:
-                if action == "cancel" and exc.current == BackfillState.CANCELLED:
-                    if counted:
-                        metrics.command_handled(command.type, "applied")
-                    return None  # cancelling twice is harmless
-                return f"{exc.code}: {exc.detail}"
             except OrchestratorError as exc:
+                # A backfill already where the command leads is no error (the service
+                # returns it unchanged); this is an action its state does not allow.
                 return f"{exc.code}: {exc.detail}"
             log.info("command_applied")
             if counted:

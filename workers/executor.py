@@ -136,11 +136,18 @@ class Executor:
             return
         finally:
             beat.cancel()
-        if await self._retrying(
+        completed = await self._retrying(
             lambda: self._repo.complete_run(run.id, run.backfill_id, token, processed, ingested),
             "complete_run",
-        ):
-            log.info("run_completed", rows=processed)
+        )
+        if completed is not None:
+            # The run's totals: a table run's rows were counted at each checkpoint, so
+            # `processed` (rows not checkpointed yet) is 0 for it.
+            log.info(
+                "run_completed",
+                rows=completed.rows_processed,
+                rows_ingested=completed.rows_ingested,
+            )
             metrics.run_ended(backfill["kind"], "completed", rows=processed)
         else:
             log.warning("run_lease_lost", at="completion")

@@ -5,7 +5,6 @@ grace period, then hands back what is left."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import uuid
@@ -13,16 +12,17 @@ from collections.abc import Awaitable
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
-from pydantic import ValidationError
 
 from orchestrator.context import Context
+from orchestrator.messaging.bodies import Poison, read_body
 from orchestrator.messaging.messages import RUN_DISPATCH
-from workers.commands import CommandConsumer, describe_validation
+from workers.commands import CommandConsumer
 from workers.executor import Executor
 from workers.loop import every
 from workers.maintenance import Maintenance
 from workers.ops_server import OpsServer
 from workers.planner import Planner
+from workers.progress_events import progress_events_loop
 from workers.relay import OutboxRelay
 
 log = structlog.get_logger(__name__)
@@ -69,15 +69,9 @@ class Worker:
         self._stopped = asyncio.Event()
 
     async def on_run_dispatch(self, message: AbstractIncomingMessage) -> None:
-        try:
-            dispatch = RUN_DISPATCH.validate_python(json.loads(message.body))
-        except (ValueError, ValidationError) as exc:
-            reason = (
-                describe_validation(exc, "run.dispatch")
-                if isinstance(exc, ValidationError)
-                else f"not JSON: {exc}"
-            )
-            await self.ctx.broker.dead_letter(message, reason)
+        dispatch = read_body(message.body, RUN_DISPATCH, "run.dispatch")
+        if isinstance(dispatch, Poison):
+            await self.ctx.broker.dead_letter(message, dispatch.reason)
             await message.ack()
             return
         # Holding the message until a slot is free keeps prefetch as the real backlog bound.
@@ -130,6 +124,8 @@ class Worker:
                     )
                 ),
             ]
+            if s.progress_event_seconds > 0:
+                loops.append(progress_events_loop(self.ctx, self._stop))
         log.info("worker_started", worker_id=self.worker_id, consume=self._consume)
         try:
             await self._stop.wait()

@@ -22,6 +22,7 @@ from orchestrator.messaging.messages import (
     ResumeCommand,
     RunDispatch,
 )
+from orchestrator.messaging.progress_event import BackfillProgressEvent
 from orchestrator.messaging.topology import REASON_HEADER, Topology
 from orchestrator.settings import Settings
 
@@ -42,6 +43,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     RunDispatch,
     BackfillEvent,
     RunFailedEvent,
+    BackfillProgressEvent,
 )
 
 
@@ -166,6 +168,12 @@ _EVENTS = (
         RunFailedEvent,
         "A run failed for good: its attempts are used up, or its backfill was cancelled while "
         "the attempt failed.",
+    ),
+    _event(
+        "backfillProgress",
+        "backfill.progress",
+        BackfillProgressEvent,
+        "A running backfill's progress and rates, periodically.",
     ),
 )
 

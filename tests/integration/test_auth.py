@@ -92,6 +92,17 @@ async def test_a_key_without_the_scope_gets_403(client: Any, ctx: Context, db: A
     await api(client, "GET", "/v1/backfills", 403, headers=bearer(writer))
 
 
+async def test_whoami_tells_any_valid_key_its_team_and_scopes(client: Any, ctx: Context) -> None:
+    team, _ = await ctx.access.repo.create_team("whoami")
+    writer, info = await ctx.access.create_key(team, {Scope.WRITE})
+
+    # A key without `read` may still ask what it may do; the dashboard relies on it.
+    body = await api(client, "GET", "/v1/whoami", 200, headers=bearer(writer))
+
+    assert body == {"key_id": info.id, "prefix": info.prefix, "team_id": team, "scopes": ["write"]}
+    await api(client, "GET", "/v1/whoami", 401, headers=bearer("bfk_not-a-key"))
+
+
 async def test_another_teams_objects_do_not_exist_for_it(
     client: Any, ctx: Context, db: Any
 ) -> None:

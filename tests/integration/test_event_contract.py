@@ -11,15 +11,17 @@ from typing import Any
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from pydantic import BaseModel
 
 from orchestrator.context import Context
 from orchestrator.messaging.events import BackfillEvent, RunFailedEvent
+from orchestrator.messaging.progress_event import BackfillProgressEvent
 from tests.conftest import AMQP_URL
 from tests.helpers import api, wait_backfill, wait_until
 
 pytestmark = pytest.mark.integration
 
-MODELS: dict[str, type[BackfillEvent] | type[RunFailedEvent]] = {
+MODELS: dict[str, type[BaseModel]] = {
     "backfill.created": BackfillEvent,
     "backfill.completed": BackfillEvent,
     "backfill.failed": BackfillEvent,
@@ -27,6 +29,8 @@ MODELS: dict[str, type[BackfillEvent] | type[RunFailedEvent]] = {
     "backfill.paused": BackfillEvent,
     "backfill.resumed": BackfillEvent,
     "run.failed": RunFailedEvent,
+    # Periodic: a running backfill may get one while the test goes on.
+    "backfill.progress": BackfillProgressEvent,
 }
 
 # Prepares (so the target is accepted) and fails at run time, for a run.failed event.

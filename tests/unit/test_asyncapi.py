@@ -20,6 +20,7 @@ from orchestrator.messaging.messages import (
     ResumeCommand,
     RunDispatch,
 )
+from orchestrator.messaging.progress_event import BackfillProgressEvent
 from orchestrator.messaging.topology import REASON_HEADER
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
@@ -37,6 +38,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "event.backfill.paused": BackfillEvent,
     "event.backfill.resumed": BackfillEvent,
     "event.run.failed": RunFailedEvent,
+    "event.backfill.progress": BackfillProgressEvent,
 }
 
 
@@ -137,6 +139,7 @@ def test_the_channels_and_who_sends_or_receives(doc: dict[str, Any]) -> None:
         ("event.backfill.paused", "send"),
         ("event.backfill.resumed", "send"),
         ("event.run.failed", "send"),
+        ("event.backfill.progress", "send"),
         ("backfills.dead", "send"),
     }
     assert {c["address"] for c in doc["channels"].values()} == {a for a, _ in actions}

@@ -25,10 +25,12 @@ from orchestrator.domain.models import (
     TargetKind,
     TransferRun,
 )
+from orchestrator.domain.progress import Activity, Progress, progress_of
 from orchestrator.domain.specs import BackfillSpec, TableTargetSpec, TargetPatch, TargetSpec
 from orchestrator.domain.states import (
     BackfillState,
     RunState,
+    action_holds,
     check_backfill_transition,
     resume_state,
 )
@@ -239,18 +241,34 @@ class FakeService(BackfillService):
         self.backfills[moved.id] = moved
         return moved
 
+    def _holds(self, backfill_id: int | UUID, action: str) -> Backfill | None:
+        # The domain's rule, as the repository applies it: already there, nothing changes.
+        current = self._backfill(backfill_id)
+        return current if action_holds(current.state, action) else None
+
     async def cancel_backfill(
-        self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
+        self,
+        backfill_id: int | UUID,
+        *,
+        team_id: int,
+        by: int | None = None,
+        repeat_ok: bool = True,
     ) -> Backfill:
         self._record("cancel_backfill", backfill_id=backfill_id)
+        if repeat_ok and (same := self._holds(backfill_id, "cancel")):
+            return same
         return self._move(backfill_id, BackfillState.CANCELLED, cancelled_at=NOW)
 
     async def pause_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         self._record("pause_backfill", backfill_id=backfill_id)
+        if same := self._holds(backfill_id, "pause"):
+            return same
         return self._move(backfill_id, BackfillState.PAUSED, paused_at=NOW)
 
     async def resume_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         self._record("resume_backfill", backfill_id=backfill_id)
+        if same := self._holds(backfill_id, "resume"):
+            return same
         current = self._backfill(backfill_id)
         return self._move(backfill_id, resume_state(current.started_at is not None), paused_at=None)
 
@@ -277,6 +295,10 @@ class FakeService(BackfillService):
 
     async def active_backfill_progress(self) -> list[dict[str, Any]]:
         return [dict(b) for b in self.active_progress]
+
+    async def progress(self, backfills: list[Backfill]) -> dict[int, Progress]:
+        # No runs here, so no activity: the fraction comes from the counters alone.
+        return {b.id: progress_of(b, Activity(at=NOW)) for b in backfills}
 
 
 class FakeProbes:

@@ -258,10 +258,10 @@ async def test_openapi_json_serves_the_document(client: Client) -> None:
     assert await response.json() == openapi_document()
 
 
-async def test_docs_page_is_self_contained_html_listing_every_path(
+async def test_reference_page_is_self_contained_html_listing_every_path(
     client: Client, service: FakeService
 ) -> None:
-    response = await client.get("/docs")
+    response = await client.get("/docs/reference")
 
     assert response.status == 200
     assert response.content_type == "text/html"
