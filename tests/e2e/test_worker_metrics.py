@@ -102,7 +102,10 @@ async def test_a_worker_process_serves_metrics_that_move_with_its_work(
             "BACKFILL_LEASE_SECONDS": "5",
             "BACKFILL_SHUTDOWN_GRACE_SECONDS": "5",
             "BACKFILL_LOG_JSON": "true",
+            # The source the targets use, as an operator configures it (the grant to team 1
+            # rides on the test template); no demo source for a throwaway database.
             "BACKFILL_SOURCES": json.dumps({"main": source_dsn(database)}),
+            "BACKFILL_DEMO_SOURCE": "false",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -266,6 +269,7 @@ async def test_a_worker_whose_metrics_port_is_taken_fails_to_start(
             "BACKFILL_AMQP_PREFIX": prefix,
             "BACKFILL_METRICS_PORT": str(taken.getsockname()[1]),
             "BACKFILL_LOG_JSON": "true",
+            "BACKFILL_DEMO_SOURCE": "false",
         }
     )
     try:
