@@ -100,7 +100,8 @@ async def serve(settings: Settings, *, api: bool, consume: bool, create_database
     sock = listen(settings.http_host, settings.http_port) if api else None
     try:
         await run_migrations(settings, create=create_database)
-        settings = await with_demo_source(settings)
+        # `backfill up` (the quick start) makes the demo source; the parts run apart use it.
+        settings = await with_demo_source(settings, make=api and consume)
         stop = asyncio.Event()
         _install_signals(stop)
         async with open_context(settings) as ctx:

@@ -79,6 +79,7 @@ async def service(database: str, prefix: str, tmp_path: Path) -> AsyncIterator[S
             # The source the targets use, as an operator configures it (the grant to team 1
             # rides on the test template).
             "BACKFILL_SOURCES": json.dumps({"main": source_dsn(database)}),
+            "BACKFILL_DEMO_SOURCE": "false",  # no demo role for a throwaway database
             "PYTHONUNBUFFERED": "1",
         }
     )

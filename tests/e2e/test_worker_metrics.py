@@ -29,7 +29,7 @@ from orchestrator.context import Context
 from orchestrator.domain.keys import ALL_SCOPES
 from orchestrator.probes import ContextProbes
 from tests.alert_rules import PROMETHEUS_OWN, rule_metric_names
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, source_dsn
 from tests.e2e.test_backfill_up import ROOT, free_port, log_file, read_log
 from tests.helpers import make_target, start_backfill, wait_backfill, wait_until
 
@@ -102,6 +102,10 @@ async def test_a_worker_process_serves_metrics_that_move_with_its_work(
             "BACKFILL_LEASE_SECONDS": "5",
             "BACKFILL_SHUTDOWN_GRACE_SECONDS": "5",
             "BACKFILL_LOG_JSON": "true",
+            # The source the targets use, as an operator configures it (the grant to team 1
+            # rides on the test template); no demo source for a throwaway database.
+            "BACKFILL_SOURCES": json.dumps({"main": source_dsn(database)}),
+            "BACKFILL_DEMO_SOURCE": "false",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -111,7 +115,7 @@ async def test_a_worker_process_serves_metrics_that_move_with_its_work(
             *worker_command(), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
-    db = await asyncpg.connect(database)
+    db = await asyncpg.connect(database, server_settings={"search_path": "public, orchestrator"})
     try:
         async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
 
@@ -265,6 +269,7 @@ async def test_a_worker_whose_metrics_port_is_taken_fails_to_start(
             "BACKFILL_AMQP_PREFIX": prefix,
             "BACKFILL_METRICS_PORT": str(taken.getsockname()[1]),
             "BACKFILL_LOG_JSON": "true",
+            "BACKFILL_DEMO_SOURCE": "false",
         }
     )
     try:
