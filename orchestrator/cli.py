@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg
 import structlog
@@ -152,6 +153,19 @@ def _teams_command(args: argparse.Namespace) -> Callable[[AccessService], Awaita
     return {"create": create, "list": listing}[args.teams_command]
 
 
+def _bench(args: argparse.Namespace, extra: list[str]) -> None:
+    """Runs bench/ of the checkout this package was installed from (editable installs)."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "bench" / "__main__.py").exists() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        from bench.__main__ import run
+    except ImportError:
+        sys.exit("backfill bench: the benchmarks live in the source checkout (bench/)")
+    scenarios = [f"--scenario={name}" for name in args.scenario]
+    run([*scenarios, *(["--quick"] if args.quick else []), *extra])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="backfill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,7 +188,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     teams.add_parser("create", help="create a team").add_argument("name")
     teams.add_parser("list", help="list teams")
-    args = parser.parse_args(argv)
+    bench = sub.add_parser("bench", help="benchmarks (from a source checkout; see docs)")
+    bench.add_argument("--scenario", action="append", default=[], metavar="NAME")
+    bench.add_argument("--quick", action="store_true")
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        _bench(args, extra)
+        return
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)

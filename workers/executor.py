@@ -25,16 +25,22 @@ from orchestrator.domain.retry import backoff_seconds
 from orchestrator.handlers.base import WindowRun
 from orchestrator.handlers.registry import handler_type
 from orchestrator.settings import Settings
-from orchestrator.sinks.base import Resources, RowBatch
+from orchestrator.sinks.base import Resources, RowBatch, Sink
+from orchestrator.sinks.ranges import KeyRange, RangeSink
 from orchestrator.sinks.registry import parse_options, sink_type
-from orchestrator.sources.tables import KeysetSql, table_sql
-from orchestrator.storage.repository import ClaimedRun, Repository
+from orchestrator.sources.pacing import PageSize
+from orchestrator.sources.tables import KeysetSql, column_types, table_sql
+from orchestrator.storage.repository import Checkpointed, ClaimedRun, Repository
 from orchestrator.storage.retrying import retry_unavailable
 from workers.planner import plan_of
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+# The most rows of one page that are decoded into Python objects at once, whatever the time
+# budget allows: it bounds the worker's memory for wide rows.
+DECODED_PAGE_ROWS = 10_000
 
 
 class LeaseClock:
@@ -241,71 +247,186 @@ class Executor:
             table_sql(backfill["table_name"]), backfill["key_columns"], backfill["key_types"]
         )
         pool = await self._resources.sources.get(target.source)
-        limit = min(backfill["chunk_size"], self._settings.read_batch_rows)
+        cursor = run.cursor or run.lower_key
+        try:
+            if isinstance(sink, RangeSink) and backfill["max_rows_per_second"] is None:
+                cursor, finished = await self._range_pages(
+                    sink, run, backfill, target.source, token, clock, keyset, pool, cursor
+                )
+                if finished:
+                    return
+            await self._row_pages(sink, run, backfill, token, clock, keyset, pool, cursor)
+        finally:
+            await sink.close()
+
+    def _pace(self, ceiling: int) -> PageSize:
+        s = self._settings
+        return PageSize(s.read_batch_rows, min(ceiling, s.read_batch_max_rows), s.read_page_seconds)
+
+    async def _fenced(self, run: TransferRun, token: UUID, clock: LeaseClock) -> None:
+        if clock.stale():
+            # This process may have been paused past its lease (another worker may own the
+            # run now): make sure, fenced, before writing anything more.
+            if not await self._repo.heartbeat(run.id, token, self._settings.lease_seconds):
+                raise LeaseLost()
+            clock.renewed()
+
+    async def _checkpoint(
+        self,
+        run: TransferRun,
+        token: UUID,
+        clock: LeaseClock,
+        cursor: list[str],
+        processed: int,
+        ingested: int,
+    ) -> Checkpointed:
+        checkpoint = functools.partial(
+            self._repo.checkpoint,
+            run.id,
+            run.backfill_id,
+            token,
+            cursor,
+            processed,
+            ingested,
+            self._settings.lease_seconds,
+        )
+        progress = await self._retrying(checkpoint, "checkpoint")
+        if progress is None:
+            raise LeaseLost()
+        clock.renewed()
+        metrics.ROWS_PROCESSED.inc(processed)
+        return progress
+
+    async def _range_pages(
+        self,
+        sink: RangeSink,
+        run: TransferRun,
+        backfill: asyncpg.Record,
+        source: str,
+        token: UUID,
+        clock: LeaseClock,
+        keyset: KeysetSql,
+        pool: asyncpg.Pool[Any],
+        cursor: list[str] | None,
+    ) -> tuple[list[str] | None, bool]:
+        """Delivers the run as key ranges the sink moves without Python seeing the rows.
+        Returns the cursor reached and whether the run is done; not done means the rest is
+        for the row path (the sink declined, or a throttle was set meanwhile)."""
+        upper: list[str] = run.upper_key or []
+        async with pool.acquire() as conn:
+            types = await column_types(conn, keyset.table_sql)
+        # The planned run holds about chunk_size rows: a page that large is the whole run in
+        # one statement, with no page boundary to look up.
+        chunk: int = backfill["chunk_size"]
+        pace = self._pace(chunk)
+        while True:
+            size = pace.size
+            end, last = upper, True
+            if size < chunk:
+                async with pool.acquire() as conn:
+                    found = await conn.fetchrow(
+                        keyset.page_end(cursor is not None), *(cursor or []), *upper, size - 1
+                    )
+                if found is not None:
+                    end = [str(v) for v in found.values()]
+                    last = end == upper
+            page = KeyRange(
+                source=source,
+                pool=pool,
+                keyset=keyset,
+                columns=list(types),
+                column_types=types,
+                lower=cursor,
+                upper=end,
+                backfill_id=run.backfill_id,
+                run_id=run.id,
+            )
+            await self._fenced(run, token, clock)
+            started = time.monotonic()
+            try:
+                delivered = await sink.deliver_range(page)
+            except asyncpg.QueryCanceledError:
+                if not pace.timed_out():
+                    raise
+                log.info("page_timed_out", rows=size, next_rows=pace.size)
+                continue
+            if delivered is None:
+                return cursor, False
+            processed, ingested = delivered
+            pace.took(time.monotonic() - started, full=not last)
+            if processed == 0 and last:
+                return end, True
+            progress = await self._checkpoint(run, token, clock, end, processed, ingested)
+            cursor = end
+            if last:
+                return cursor, True
+            if progress.max_rows_per_second is not None:
+                return cursor, False
+
+    async def _row_pages(
+        self,
+        sink: Sink,
+        run: TransferRun,
+        backfill: asyncpg.Record,
+        token: UUID,
+        clock: LeaseClock,
+        keyset: KeysetSql,
+        pool: asyncpg.Pool[Any],
+        cursor: list[str] | None,
+    ) -> None:
+        """Reads rows page by page, decoded, and hands them to the sink as RowBatches."""
         nkeys = len(backfill["key_columns"])
         upper = run.upper_key or []
-        cursor = run.cursor or run.lower_key
         throttled = backfill["max_rows_per_second"] is not None
-        try:
-            # The columns' types, once per run: sinks that encode rows need them to tell
-            # jsonb from text (asyncpg hands both over as str).
-            async with pool.acquire() as conn:
-                statement = await conn.prepare(keyset.read_batch(True))
-                column_types = [a.type.name for a in statement.get_attributes()[nkeys:]]
-            while True:
+        # Decoded rows live in Python while a page is delivered: bound them more tightly.
+        pace = self._pace(min(backfill["chunk_size"], DECODED_PAGE_ROWS))
+        # The columns' types, once per run: sinks that encode rows need them to tell
+        # jsonb from text (asyncpg hands both over as str).
+        async with pool.acquire() as conn:
+            statement = await conn.prepare(keyset.read_batch(True))
+            type_names = [a.type.name for a in statement.get_attributes()[nkeys:]]
+        while True:
+            limit = pace.size
+            started = time.monotonic()
+            try:
                 async with pool.acquire() as conn:
                     rows = await conn.fetch(
                         keyset.read_batch(cursor is not None), *(cursor or []), *upper, limit
                     )
-                if not rows:
-                    return
-                columns = list(rows[0].keys())[nkeys:]
-                batch = RowBatch(
-                    table=backfill["table_name"],
-                    columns=columns,
-                    rows=[tuple(r.values())[nkeys:] for r in rows],
-                    key_columns=backfill["key_columns"],
-                    backfill_id=run.backfill_id,
-                    run_id=run.id,
-                    column_types=column_types,
+            except asyncpg.QueryCanceledError:
+                if not pace.timed_out():
+                    raise
+                log.info("page_timed_out", rows=limit, next_rows=pace.size)
+                continue
+            pace.took(time.monotonic() - started, full=len(rows) == limit)
+            if not rows:
+                return
+            columns = list(rows[0].keys())[nkeys:]
+            batch = RowBatch(
+                table=backfill["table_name"],
+                columns=columns,
+                rows=[tuple(r.values())[nkeys:] for r in rows],
+                key_columns=backfill["key_columns"],
+                backfill_id=run.backfill_id,
+                run_id=run.id,
+                column_types=type_names,
+            )
+            if throttled:
+                # The backfill's rows-per-second throttle, shared with every worker.
+                wait = await self._retrying(
+                    functools.partial(self._repo.take_rows, run.backfill_id, len(rows)),
+                    "take_rows",
                 )
-                if throttled:
-                    # The backfill's rows-per-second throttle, shared with every worker.
-                    wait = await self._retrying(
-                        functools.partial(self._repo.take_rows, run.backfill_id, len(rows)),
-                        "take_rows",
-                    )
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                if clock.stale():
-                    # This process may have been paused past its lease (another worker may
-                    # own the run now): make sure, fenced, before writing anything more.
-                    if not await self._repo.heartbeat(run.id, token, self._settings.lease_seconds):
-                        raise LeaseLost()
-                    clock.renewed()
-                ingested = await sink.deliver(batch)
-                cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
-                checkpoint = functools.partial(
-                    self._repo.checkpoint,
-                    run.id,
-                    run.backfill_id,
-                    token,
-                    cursor,
-                    len(rows),
-                    ingested,
-                    self._settings.lease_seconds,
-                )
-                progress = await self._retrying(checkpoint, "checkpoint")
-                if progress is None:
-                    raise LeaseLost()
-                clock.renewed()
-                # A throttle set or lifted while the run works applies from the next batch.
-                throttled = progress.max_rows_per_second is not None
-                metrics.ROWS_PROCESSED.inc(len(rows))
-                if len(rows) < limit:
-                    return
-        finally:
-            await sink.close()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            await self._fenced(run, token, clock)
+            ingested = await sink.deliver(batch)
+            cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
+            progress = await self._checkpoint(run, token, clock, cursor, len(rows), ingested)
+            # A throttle set or lifted while the run works applies from the next batch.
+            throttled = progress.max_rows_per_second is not None
+            if len(rows) < limit:
+                return
 
     async def _window_run(self, run: TransferRun, backfill: asyncpg.Record, target: Target) -> int:
         assert target.handler is not None

@@ -13,6 +13,10 @@ from orchestrator.settings import Settings
 from orchestrator.sinks.encoding import use_exact_intervals
 
 
+def _millis(settings: Settings) -> str:
+    return str(int(settings.source_statement_timeout_seconds * 1000))
+
+
 class SourcePools:
     def __init__(self, settings: Settings) -> None:
         # "main" gets a pool of its own too: the orchestrator's pool decodes jsonb into
@@ -41,6 +45,7 @@ class SourcePools:
                 min_size=0,
                 max_size=self._settings.db_pool_max,
                 init=use_exact_intervals,  # months stay months (asyncpg folds them into days)
+                server_settings={"statement_timeout": _millis(self._settings)},
             )
             assert pool is not None
             self._pools[name] = pool

@@ -197,3 +197,33 @@ class KeysetSql:
             f"SELECT {self._text_cols()}, t.* FROM {self.table_sql} AS t WHERE {where} "
             f"ORDER BY {self._order(prefix='t.')} LIMIT ${nxt}"
         )
+
+    def range_select(self, columns: list[str], has_lower: bool) -> str:
+        """The rows of (lower, upper] with `columns`, in no particular order: what a range
+        copy reads. Params: [lower…], upper…"""
+        where, _ = self._range(has_lower, True, 1)
+        cols = ", ".join(quote_ident(c) for c in columns)
+        return f"SELECT {cols} FROM {self.table_sql} WHERE {where}"
+
+    def page_end(self, has_lower: bool) -> str:
+        """The key of the Nth row after the cursor, up to the run's upper key: where a page
+        of N rows ends. Only keys are read (an index scan). Params: [lower…], upper…, N-1."""
+        where, nxt = self._range(has_lower, True, 1)
+        return (
+            f"SELECT {self._text_cols()} FROM {self.table_sql} AS t WHERE {where} "
+            f"ORDER BY {self._order(prefix='t.')} OFFSET ${nxt} LIMIT 1"
+        )
+
+
+async def column_types(
+    conn: asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any], qualified: str
+) -> dict[str, str]:
+    """Every column's declared type as format_type spells it ("numeric(10,2)", "text[]"):
+    what binary COPY needs to match exactly between two tables."""
+    rows = await conn.fetch(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum",
+        qualified,
+    )
+    return {r["attname"]: r["type"] for r in rows}
