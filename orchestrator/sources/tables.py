@@ -175,18 +175,31 @@ class KeysetSql:
 
     def boundaries(self, has_lower: bool) -> str:
         """Every chunk_size-th key after the cursor, for up to `runs` chunks.
-        Params: [lower…], upper…, chunk_size * runs, chunk_size."""
-        where, nxt = self._range(has_lower, True, 1)
-        names = ", ".join(f"k{i}" for i in range(len(self.key_columns)))
-        as_text = ", ".join(
-            f"{quote_ident(c)}::text AS k{i}" for i, c in enumerate(self.key_columns)
-        )
+        Params: [lower…], upper…, chunk_size * runs, chunk_size.
+
+        A walk of index-only scans, each skipping chunk_size keys (OFFSET) from the boundary
+        before it: the keys between boundaries are counted past, never numbered, sorted or
+        cast, which makes planning several times faster than a window over every key."""
+        n = len(self.key_columns)
+        first_where, _ = self._range(has_lower, True, 1)
+        upper_at = 1 + (n if has_lower else 0)
+        runs, chunk = f"${upper_at + n}::bigint", f"${upper_at + n + 1}::bigint"
+        cols = self._cols("t.")
+        order = self._order(prefix="t.")
+        names = ", ".join(f"k{i}" for i in range(n))
+        previous = ", ".join(f"b.k{i}" for i in range(n))
+        as_text = ", ".join(f"k{i}::text AS k{i}" for i in range(n))
         return (
-            f"SELECT {names} FROM ("
-            f"  SELECT {as_text}, row_number() OVER (ORDER BY {self._order()}) AS rn"
-            f"  FROM (SELECT {self._cols()} FROM {self.table_sql} WHERE {where}"
-            f"        ORDER BY {self._order()} LIMIT ${nxt}) AS page"
-            f") AS numbered WHERE rn % ${nxt + 1} = 0 ORDER BY rn"
+            f"WITH RECURSIVE b({names}, rn) AS ("
+            f" SELECT p.*, 1 FROM (SELECT {cols} FROM {self.table_sql} AS t"
+            f"  WHERE {first_where} ORDER BY {order} OFFSET {chunk} - 1 LIMIT 1) AS p"
+            f" UNION ALL"
+            f" SELECT p.*, b.rn + 1 FROM b CROSS JOIN LATERAL ("
+            f"  SELECT {cols} FROM {self.table_sql} AS t"
+            f"  WHERE ({cols}) > ({previous}) AND ({cols}) <= ({self._params(upper_at)})"
+            f"  ORDER BY {order} OFFSET {chunk} - 1 LIMIT 1) AS p"
+            f" WHERE b.rn < {runs} / {chunk}"
+            f") SELECT {as_text} FROM b ORDER BY rn"
         )
 
     def read_batch(self, has_lower: bool) -> str:
