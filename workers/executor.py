@@ -74,6 +74,9 @@ class Executor:
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._running: dict[int, asyncio.Task[None]] = {}
         self._rng = random.Random()
+        # The page size each recent backfill's runs ended with, per path: the next run of
+        # the same backfill starts there instead of learning it again from read_batch_rows.
+        self._page_sizes: dict[tuple[int, str], int] = {}
 
     @property
     def running(self) -> int:
@@ -259,9 +262,17 @@ class Executor:
         finally:
             await sink.close()
 
-    def _pace(self, ceiling: int) -> PageSize:
+    def _pace(self, backfill_id: int, path: str, ceiling: int) -> PageSize:
         s = self._settings
-        return PageSize(s.read_batch_rows, min(ceiling, s.read_batch_max_rows), s.read_page_seconds)
+        ceiling = min(ceiling, s.read_batch_max_rows)
+        start = min(self._page_sizes.get((backfill_id, path), s.read_batch_rows), ceiling)
+        return PageSize(start, ceiling, s.read_page_seconds, floor=min(100, s.read_batch_rows))
+
+    def _paced(self, backfill_id: int, path: str, pace: PageSize) -> None:
+        self._page_sizes.pop((backfill_id, path), None)
+        self._page_sizes[(backfill_id, path)] = pace.size
+        if len(self._page_sizes) > 256:
+            del self._page_sizes[next(iter(self._page_sizes))]  # the least recently ended
 
     async def _fenced(self, run: TransferRun, token: UUID, clock: LeaseClock) -> None:
         if clock.stale():
@@ -318,50 +329,53 @@ class Executor:
         # The planned run holds about chunk_size rows: a page that large is the whole run in
         # one statement, with no page boundary to look up.
         chunk: int = backfill["chunk_size"]
-        pace = self._pace(chunk)
-        while True:
-            size = pace.size
-            end, last = upper, True
-            if size < chunk:
-                async with pool.acquire() as conn:
-                    found = await conn.fetchrow(
-                        keyset.page_end(cursor is not None), *(cursor or []), *upper, size - 1
-                    )
-                if found is not None:
-                    end = [str(v) for v in found.values()]
-                    last = end == upper
-            page = KeyRange(
-                source=source,
-                pool=pool,
-                keyset=keyset,
-                columns=list(types),
-                column_types=types,
-                lower=cursor,
-                upper=end,
-                backfill_id=run.backfill_id,
-                run_id=run.id,
-            )
-            await self._fenced(run, token, clock)
-            started = time.monotonic()
-            try:
-                delivered = await sink.deliver_range(page)
-            except asyncpg.QueryCanceledError:
-                if not pace.timed_out():
-                    raise
-                log.info("page_timed_out", rows=size, next_rows=pace.size)
-                continue
-            if delivered is None:
-                return cursor, False
-            processed, ingested = delivered
-            pace.took(time.monotonic() - started, full=not last)
-            if processed == 0 and last:
-                return end, True
-            progress = await self._checkpoint(run, token, clock, end, processed, ingested)
-            cursor = end
-            if last:
-                return cursor, True
-            if progress.max_rows_per_second is not None:
-                return cursor, False
+        pace = self._pace(run.backfill_id, "range", chunk)
+        try:
+            while True:
+                size = pace.size
+                end, last = upper, True
+                if size < chunk:
+                    async with pool.acquire() as conn:
+                        found = await conn.fetchrow(
+                            keyset.page_end(cursor is not None), *(cursor or []), *upper, size - 1
+                        )
+                    if found is not None:
+                        end = [str(v) for v in found.values()]
+                        last = end == upper
+                page = KeyRange(
+                    source=source,
+                    pool=pool,
+                    keyset=keyset,
+                    columns=list(types),
+                    column_types=types,
+                    lower=cursor,
+                    upper=end,
+                    backfill_id=run.backfill_id,
+                    run_id=run.id,
+                )
+                await self._fenced(run, token, clock)
+                started = time.monotonic()
+                try:
+                    delivered = await sink.deliver_range(page)
+                except asyncpg.QueryCanceledError:
+                    if not pace.timed_out():
+                        raise
+                    log.info("page_timed_out", rows=size, next_rows=pace.size)
+                    continue
+                if delivered is None:
+                    return cursor, False
+                processed, ingested = delivered
+                pace.took(time.monotonic() - started, full=not last)
+                if processed == 0 and last:
+                    return end, True
+                progress = await self._checkpoint(run, token, clock, end, processed, ingested)
+                cursor = end
+                if last:
+                    return cursor, True
+                if progress.max_rows_per_second is not None:
+                    return cursor, False
+        finally:
+            self._paced(run.backfill_id, "range", pace)
 
     async def _row_pages(
         self,
@@ -379,54 +393,57 @@ class Executor:
         upper = run.upper_key or []
         throttled = backfill["max_rows_per_second"] is not None
         # Decoded rows live in Python while a page is delivered: bound them more tightly.
-        pace = self._pace(min(backfill["chunk_size"], DECODED_PAGE_ROWS))
+        pace = self._pace(run.backfill_id, "rows", min(backfill["chunk_size"], DECODED_PAGE_ROWS))
         # The columns' types, once per run: sinks that encode rows need them to tell
         # jsonb from text (asyncpg hands both over as str).
         async with pool.acquire() as conn:
             statement = await conn.prepare(keyset.read_batch(True))
             type_names = [a.type.name for a in statement.get_attributes()[nkeys:]]
-        while True:
-            limit = pace.size
-            started = time.monotonic()
-            try:
-                async with pool.acquire() as conn:
-                    rows = await conn.fetch(
-                        keyset.read_batch(cursor is not None), *(cursor or []), *upper, limit
-                    )
-            except asyncpg.QueryCanceledError:
-                if not pace.timed_out():
-                    raise
-                log.info("page_timed_out", rows=limit, next_rows=pace.size)
-                continue
-            pace.took(time.monotonic() - started, full=len(rows) == limit)
-            if not rows:
-                return
-            columns = list(rows[0].keys())[nkeys:]
-            batch = RowBatch(
-                table=backfill["table_name"],
-                columns=columns,
-                rows=[tuple(r.values())[nkeys:] for r in rows],
-                key_columns=backfill["key_columns"],
-                backfill_id=run.backfill_id,
-                run_id=run.id,
-                column_types=type_names,
-            )
-            if throttled:
-                # The backfill's rows-per-second throttle, shared with every worker.
-                wait = await self._retrying(
-                    functools.partial(self._repo.take_rows, run.backfill_id, len(rows)),
-                    "take_rows",
+        try:
+            while True:
+                limit = pace.size
+                started = time.monotonic()
+                try:
+                    async with pool.acquire() as conn:
+                        rows = await conn.fetch(
+                            keyset.read_batch(cursor is not None), *(cursor or []), *upper, limit
+                        )
+                except asyncpg.QueryCanceledError:
+                    if not pace.timed_out():
+                        raise
+                    log.info("page_timed_out", rows=limit, next_rows=pace.size)
+                    continue
+                pace.took(time.monotonic() - started, full=len(rows) == limit)
+                if not rows:
+                    return
+                columns = list(rows[0].keys())[nkeys:]
+                batch = RowBatch(
+                    table=backfill["table_name"],
+                    columns=columns,
+                    rows=[tuple(r.values())[nkeys:] for r in rows],
+                    key_columns=backfill["key_columns"],
+                    backfill_id=run.backfill_id,
+                    run_id=run.id,
+                    column_types=type_names,
                 )
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            await self._fenced(run, token, clock)
-            ingested = await sink.deliver(batch)
-            cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
-            progress = await self._checkpoint(run, token, clock, cursor, len(rows), ingested)
-            # A throttle set or lifted while the run works applies from the next batch.
-            throttled = progress.max_rows_per_second is not None
-            if len(rows) < limit:
-                return
+                if throttled:
+                    # The backfill's rows-per-second throttle, shared with every worker.
+                    wait = await self._retrying(
+                        functools.partial(self._repo.take_rows, run.backfill_id, len(rows)),
+                        "take_rows",
+                    )
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                await self._fenced(run, token, clock)
+                ingested = await sink.deliver(batch)
+                cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
+                progress = await self._checkpoint(run, token, clock, cursor, len(rows), ingested)
+                # A throttle set or lifted while the run works applies from the next batch.
+                throttled = progress.max_rows_per_second is not None
+                if len(rows) < limit:
+                    return
+        finally:
+            self._paced(run.backfill_id, "rows", pace)
 
     async def _window_run(self, run: TransferRun, backfill: asyncpg.Record, target: Target) -> int:
         assert target.handler is not None
