@@ -394,6 +394,8 @@ class Executor:
         throttled = backfill["max_rows_per_second"] is not None
         # Decoded rows live in Python while a page is delivered: bound them more tightly.
         pace = self._pace(run.backfill_id, "rows", min(backfill["chunk_size"], DECODED_PAGE_ROWS))
+        if throttled:
+            pace.size = min(pace.size, self._settings.read_batch_rows)
         # The columns' types, once per run: sinks that encode rows need them to tell
         # jsonb from text (asyncpg hands both over as str).
         async with pool.acquire() as conn:
@@ -413,7 +415,10 @@ class Executor:
                         raise
                     log.info("page_timed_out", rows=limit, next_rows=pace.size)
                     continue
-                pace.took(time.monotonic() - started, full=len(rows) == limit)
+                if not throttled:
+                    # A throttled backfill keeps batches at read_batch_rows: its rate stays
+                    # smooth instead of arriving in ever larger bursts.
+                    pace.took(time.monotonic() - started, full=len(rows) == limit)
                 if not rows:
                     return
                 columns = list(rows[0].keys())[nkeys:]
