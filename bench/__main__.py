@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 
 from bench import report, session
@@ -66,8 +67,17 @@ async def main(argv: list[str] | None = None) -> int:
     return 1 if any(r["error"] for r in fresh) else 0
 
 
+async def _stoppable(argv: list[str] | None) -> int:
+    # SIGTERM (a CI timeout, say) cancels the run, so the scratch databases and broker
+    # namespace are still dropped on the way out.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await main(argv)
+
+
 def run(argv: list[str] | None = None) -> None:
-    sys.exit(asyncio.run(main(argv)))
+    sys.exit(asyncio.run(_stoppable(argv)))
 
 
 if __name__ == "__main__":
