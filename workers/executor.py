@@ -225,8 +225,9 @@ class Executor:
     ) -> tuple[int, int]:
         target = await self._repo.get_target(backfill["target_id"], None)
         if backfill["kind"] == "table":
-            await self._table_run(run, backfill, target, token, clock)
-            return 0, 0  # rows were rolled up with each checkpoint
+            # Earlier pages were rolled up with their checkpoints; the last page's rows are
+            # counted by the completion itself, which saves a transaction per run.
+            return await self._table_run(run, backfill, target, token, clock)
         rows = await self._window_run(run, backfill, target)
         return rows, rows
 
@@ -237,7 +238,7 @@ class Executor:
         target: Target,
         token: UUID,
         clock: LeaseClock,
-    ) -> None:
+    ) -> tuple[int, int]:
         assert target.source is not None
         assert target.sink is not None
         spec: SinkSpec = target.sink
@@ -253,12 +254,12 @@ class Executor:
         cursor = run.cursor or run.lower_key
         try:
             if isinstance(sink, RangeSink) and backfill["max_rows_per_second"] is None:
-                cursor, finished = await self._range_pages(
+                cursor, last = await self._range_pages(
                     sink, run, backfill, target.source, token, clock, keyset, pool, cursor
                 )
-                if finished:
-                    return
-            await self._row_pages(sink, run, backfill, token, clock, keyset, pool, cursor)
+                if last is not None:
+                    return last
+            return await self._row_pages(sink, run, backfill, token, clock, keyset, pool, cursor)
         finally:
             await sink.close()
 
@@ -319,10 +320,11 @@ class Executor:
         keyset: KeysetSql,
         pool: asyncpg.Pool[Any],
         cursor: list[str] | None,
-    ) -> tuple[list[str] | None, bool]:
+    ) -> tuple[list[str] | None, tuple[int, int] | None]:
         """Delivers the run as key ranges the sink moves without Python seeing the rows.
-        Returns the cursor reached and whether the run is done; not done means the rest is
-        for the row path (the sink declined, or a throttle was set meanwhile)."""
+        Returns the cursor reached and, when the run is done, the rows of its last page (not
+        checkpointed: the completion counts them); None leaves the rest to the row path (the
+        sink declined, or a throttle was set meanwhile)."""
         upper: list[str] = run.upper_key or []
         async with pool.acquire() as conn:
             types = await column_types(conn, keyset.table_sql)
@@ -363,17 +365,14 @@ class Executor:
                     log.info("page_timed_out", rows=size, next_rows=pace.size)
                     continue
                 if delivered is None:
-                    return cursor, False
-                processed, ingested = delivered
+                    return cursor, None
                 pace.took(time.monotonic() - started, full=not last)
-                if processed == 0 and last:
-                    return end, True
-                progress = await self._checkpoint(run, token, clock, end, processed, ingested)
-                cursor = end
                 if last:
-                    return cursor, True
+                    return end, delivered
+                progress = await self._checkpoint(run, token, clock, end, *delivered)
+                cursor = end
                 if progress.max_rows_per_second is not None:
-                    return cursor, False
+                    return cursor, None
         finally:
             self._paced(run.backfill_id, "range", pace)
 
@@ -387,8 +386,9 @@ class Executor:
         keyset: KeysetSql,
         pool: asyncpg.Pool[Any],
         cursor: list[str] | None,
-    ) -> None:
-        """Reads rows page by page, decoded, and hands them to the sink as RowBatches."""
+    ) -> tuple[int, int]:
+        """Reads rows page by page, decoded, and hands them to the sink as RowBatches.
+        Returns the rows of the last page, which the completion counts."""
         nkeys = len(backfill["key_columns"])
         upper = run.upper_key or []
         throttled = backfill["max_rows_per_second"] is not None
@@ -420,7 +420,7 @@ class Executor:
                     # smooth instead of arriving in ever larger bursts.
                     pace.took(time.monotonic() - started, full=len(rows) == limit)
                 if not rows:
-                    return
+                    return 0, 0
                 columns = list(rows[0].keys())[nkeys:]
                 batch = RowBatch(
                     table=backfill["table_name"],
@@ -441,12 +441,12 @@ class Executor:
                         await asyncio.sleep(wait)
                 await self._fenced(run, token, clock)
                 ingested = await sink.deliver(batch)
+                if len(rows) < limit:
+                    return len(rows), ingested
                 cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
                 progress = await self._checkpoint(run, token, clock, cursor, len(rows), ingested)
                 # A throttle set or lifted while the run works applies from the next batch.
                 throttled = progress.max_rows_per_second is not None
-                if len(rows) < limit:
-                    return
         finally:
             self._paced(run.backfill_id, "rows", pace)
 
