@@ -115,7 +115,7 @@ class PlanningOut(_Out):
     """How far planning has got: runs are cut while the first ones already execute."""
 
     done: bool = Field(description="Every run is planned")
-    runs_planned: int = Field(description="Runs cut so far")
+    runs_created: int = Field(description="Runs cut so far")
     rows_planned: int | None = Field(
         description="Table backfills: about how many rows the planned runs cover"
     )
@@ -138,7 +138,7 @@ class PlanningOut(_Out):
         elif not b.planning_done and b.runs_total > 0:
             fraction = min(1.0, b.runs_created / b.runs_total)
         return cls(
-            done=b.planning_done, runs_planned=b.runs_created, rows_planned=rows, fraction=fraction
+            done=b.planning_done, runs_created=b.runs_created, rows_planned=rows, fraction=fraction
         )
 
 
@@ -171,8 +171,19 @@ class BackfillOut(_Out):
     planning: PlanningOut
     rows_processed_count: int
     rows_ingested_count: int
-    runs_total: int
-    runs_created: int
+    runs_total: int = Field(
+        description="The runs the backfill has or will have. While planning: a date range's "
+        "planned windows, a table's runs made so far. Once planning is done, or stopped by a "
+        "cancel, exactly the runs that exist (`runs_created`)."
+    )
+    runs_created: int = Field(description="The runs that exist: made by the planner so far.")
+    runs_planned: int | None = Field(
+        description="The runs its plan makes: a date range's windows from creation, a "
+        "table's (or a filtered date range's) once planning is done; null until known. A "
+        "cancel during planning leaves it as planned, while `runs_total` drops to the runs "
+        "that exist."
+    )
+    planning_done: bool = Field(description="Whether the planner has made every run.")
     runs_completed: int
     runs_failed: int
     runs_cancelled: int
@@ -218,6 +229,8 @@ class BackfillOut(_Out):
             rows_ingested_count=backfill.rows_ingested_count,
             runs_total=backfill.runs_total,
             runs_created=backfill.runs_created,
+            runs_planned=backfill.runs_planned,
+            planning_done=backfill.planning_done,
             runs_completed=backfill.runs_completed,
             runs_failed=backfill.runs_failed,
             runs_cancelled=backfill.runs_cancelled,

@@ -15,12 +15,13 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import scratch
+from bench.common import main_source, scratch
 from bench.session import keep
 from orchestrator.context import Context, open_context
 from orchestrator.domain.models import Backfill, SinkSpec
 from orchestrator.domain.specs import BackfillSpec, TableTargetSpec
 from orchestrator.settings import Settings
+from orchestrator.storage.migrate import SCHEMA
 from workers.process import Worker
 
 TEAM = 1
@@ -61,6 +62,16 @@ async def databases() -> Databases:
         if _dbs is None:
             main, prefix = await keep(scratch("rows"))
             other, _ = await keep(scratch("rowsdest"))
+            conn = await asyncpg.connect(main)
+            try:
+                # Team 1 may write to `other` as it may use `main` (bench.common.scratch).
+                await conn.execute(
+                    f"INSERT INTO {SCHEMA}.source_grants (team_id, source, read_tables,"
+                    " write_tables, sql_handler) VALUES (1, 'other', '{public.*}',"
+                    " '{public.*}', false)"
+                )
+            finally:
+                await conn.close()
             _dbs = Databases(main, other, prefix)
         return _dbs
 
@@ -109,12 +120,19 @@ async def source_table(rows: int, *, wide: bool = False, key_only: bool = False)
     return name
 
 
+def sources() -> dict[str, dict[str, object]]:
+    """Both scratch databases as sources, through the superuser that made them (hence
+    `unsafe`: throwaway databases only the benchmark touches)."""
+    assert _dbs is not None
+    return {**main_source(_dbs.main), "other": {"dsn": _dbs.other, "unsafe": True}}
+
+
 def settings(**overrides: Any) -> Settings:
     assert _dbs is not None
     values: dict[str, Any] = {
         "database_url": _dbs.main,
         "amqp_prefix": _dbs.prefix,
-        "sources": {"other": _dbs.other},
+        "sources": sources(),
         "dispatch_sweep_seconds": 0.5,
         "log_level": "WARNING",
         **overrides,

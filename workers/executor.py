@@ -22,6 +22,9 @@ import structlog
 from orchestrator import metrics
 from orchestrator.domain.models import HandlerSpec, SinkSpec, Target, TransferRun
 from orchestrator.domain.retry import backoff_seconds
+from orchestrator.error_text import error_text
+from orchestrator.grants.checks import target_needs
+from orchestrator.grants.scope import using
 from orchestrator.handlers.base import WindowRun
 from orchestrator.handlers.registry import handler_type
 from orchestrator.settings import Settings
@@ -142,11 +145,18 @@ class Executor:
             return
         finally:
             beat.cancel()
-        if await self._retrying(
+        completed = await self._retrying(
             lambda: self._repo.complete_run(run.id, run.backfill_id, token, processed, ingested),
             "complete_run",
-        ):
-            log.info("run_completed", rows=processed)
+        )
+        if completed is not None:
+            # The run's totals: a table run's rows were counted at each checkpoint, so
+            # `processed` (rows not checkpointed yet) is 0 for it.
+            log.info(
+                "run_completed",
+                rows=completed.rows_processed,
+                rows_ingested=completed.rows_ingested,
+            )
             metrics.run_ended(backfill["kind"], "completed", rows=processed)
         else:
             log.warning("run_lease_lost", at="completion")
@@ -167,8 +177,8 @@ class Executor:
         error = (
             f"timed out after {self._settings.run_timeout_seconds:g}s"
             if isinstance(exc, TimeoutError)
-            else f"{type(exc).__name__}: {exc}"
-        )[:2000]
+            else f"{type(exc).__name__}: {error_text(exc)}"
+        )
         retry_in: float | None = None
         # A destination that refused for good (a 4xx, an address outside the allow-list, an
         # unroutable message) refuses again: spend no more attempts on it.
@@ -224,12 +234,24 @@ class Executor:
         self, run: TransferRun, backfill: asyncpg.Record, token: UUID, clock: LeaseClock
     ) -> tuple[int, int]:
         target = await self._repo.get_target(backfill["target_id"], None)
-        if backfill["kind"] == "table":
-            # Earlier pages were rolled up with their checkpoints; the last page's rows are
-            # counted by the completion itself, which saves a transaction per run.
-            return await self._table_run(run, backfill, target, token, clock)
-        rows = await self._window_run(run, backfill, target)
-        return rows, rows
+        # Checked again before every run: a grant revoked since the backfill was created
+        # stops its next run here, before the source is touched.
+        grants = await self._resources.grants.check(
+            target.team_id,
+            target_needs(
+                source=target.source,
+                tables=[backfill["table_name"]] if backfill["kind"] == "table" else [],
+                sink=target.sink,
+                handler=target.handler,
+            ),
+        )
+        with using(grants):
+            if backfill["kind"] == "table":
+                # Earlier pages were rolled up with their checkpoints; the last page's rows
+                # are counted by the completion itself, which saves a transaction per run.
+                return await self._table_run(run, backfill, target, token, clock)
+            rows = await self._window_run(run, backfill, target)
+            return rows, rows
 
     async def _table_run(
         self,

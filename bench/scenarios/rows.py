@@ -209,7 +209,7 @@ async def _worker_process_run(table: str) -> tuple[float, float, float]:
         **os.environ,
         "BACKFILL_DATABASE_URL": dbs.main,
         "BACKFILL_AMQP_PREFIX": dbs.prefix,
-        "BACKFILL_SOURCES": json.dumps({"other": dbs.other}),
+        "BACKFILL_SOURCES": json.dumps(harness.sources()),
         "BACKFILL_LOG_LEVEL": "WARNING",
         "BACKFILL_LOG_JSON": "true",
         "BACKFILL_DISPATCH_SWEEP_SECONDS": "0.5",

@@ -13,8 +13,10 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.domain.grants import DEFAULT_STATEMENT_TIMEOUT_MS, Access, DataNeed
 from orchestrator.domain.specs import TABLE_RE, qualify_table
 from orchestrator.errors import SourceError
+from orchestrator.grants.scope import granted
 from orchestrator.sinks.base import Resources, RowBatch, Sink
 from orchestrator.sinks.ranges import KeyRange, copied, pipe
 from orchestrator.sources.placement import same_database
@@ -30,12 +32,18 @@ class PostgresOptions(BaseModel):
 
 class _PostgresSink:
     def __init__(
-        self, pool: asyncpg.Pool[Any], dest: TableShape, source: str, dest_types: dict[str, str]
+        self,
+        pool: asyncpg.Pool[Any],
+        dest: TableShape,
+        source: str,
+        dest_types: dict[str, str],
+        timeout_ms: int,
     ) -> None:
         self._pool = pool
         self._dest = dest
         self._source = source
         self._dest_types = dest_types
+        self._timeout_ms = timeout_ms
         self._dest_columns = set(dest.columns)
         self._merge_sql: dict[tuple[str, ...], str] = {}
         self._temp = f"bf_stage_{abs(hash(dest.qualified)) % 10**12}"
@@ -62,6 +70,10 @@ class _PostgresSink:
             self._merge_sql[columns] = sql
         return sql
 
+    async def _limit(self, conn: Any) -> None:
+        # The grant's statement timeout; SET LOCAL ends with the transaction.
+        await conn.execute(f"SET LOCAL statement_timeout = {self._timeout_ms}")
+
     async def _create_stage(self, conn: Any) -> None:
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {quote_ident(self._temp)} "
@@ -77,12 +89,14 @@ class _PostgresSink:
         if same_database(page.source, self._source):
             # One statement inside the database: the rows never leave Postgres.
             select, args = page.select()
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._limit(conn)
                 n = copied(await conn.execute(self._upsert(columns, select), *args))
             return n, n
         if any(page.column_types.get(c) != self._dest_types.get(c) for c in columns):
             return None  # binary COPY needs identical types; the row path converts
         async with self._pool.acquire() as conn, conn.transaction():
+            await self._limit(conn)
             await self._create_stage(conn)
 
             async def write(chunks: AsyncIterator[bytes]) -> None:
@@ -112,6 +126,7 @@ class _PostgresSink:
             )
         columns = tuple(batch.columns)
         async with self._pool.acquire() as conn, conn.transaction():
+            await self._limit(conn)
             await self._create_stage(conn)
             await conn.copy_records_to_table(
                 self._temp, records=batch.rows, columns=list(columns), schema_name="pg_temp"
@@ -127,11 +142,15 @@ class PostgresSinkType:
     name = "postgres"
     options_model: type[BaseModel] = PostgresOptions
 
+    def data_needs(self, options: BaseModel) -> list[DataNeed]:
+        assert isinstance(options, PostgresOptions)
+        return [DataNeed(options.source, Access.WRITE, qualify_table(options.table), "/table")]
+
     async def _describe(
         self, options: PostgresOptions, resources: Resources
     ) -> tuple[asyncpg.Pool[Any], TableShape, dict[str, str]]:
         if not resources.sources.known(options.source):
-            raise SourceError(f"unknown source {options.source!r} for the postgres sink")
+            raise SourceError(f"source {options.source!r} of the postgres sink is not configured")
         pool = await resources.sources.get(options.source)
         async with pool.acquire() as conn:
             shape = await describe_table(conn, qualify_table(options.table), None)
@@ -145,4 +164,6 @@ class PostgresSinkType:
     async def open(self, options: BaseModel, resources: Resources) -> Sink:
         assert isinstance(options, PostgresOptions)
         pool, shape, types = await self._describe(options, resources)
-        return _PostgresSink(pool, shape, options.source, types)
+        grant = granted(options.source)
+        timeout = grant.statement_timeout_ms if grant else DEFAULT_STATEMENT_TIMEOUT_MS
+        return _PostgresSink(pool, shape, options.source, types, timeout)

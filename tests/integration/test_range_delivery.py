@@ -16,7 +16,7 @@ from orchestrator.settings import Settings
 from orchestrator.sinks.postgres import PostgresOptions, PostgresSinkType
 from orchestrator.sinks.ranges import KeyRange
 from orchestrator.sources.tables import KeysetSql, column_types, table_sql
-from tests.conftest import PG_ADMIN, db_url, make_settings
+from tests.conftest import PG_ADMIN, db_url, grant_source, make_settings, source_dsn
 from tests.helpers import api, make_target, start_backfill, wait_backfill
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,12 @@ async def other(template_db: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(database: str, prefix: str, other: str) -> Settings:
-    return make_settings(database, prefix, sources={"other": other})
+    return make_settings(database, prefix, sources={"other": source_dsn(other)})
+
+
+@pytest.fixture(autouse=True)
+async def _other_granted(ctx: Context) -> None:
+    await grant_source(ctx, 1, "other")
 
 
 @pytest.fixture
@@ -102,7 +107,7 @@ async def test_rows_reach_another_database_exactly(client: Any, db: Any, other_d
     )
     assert done["planning"] == {
         "done": True,
-        "runs_planned": done["runs_total"],
+        "runs_created": done["runs_total"],
         "rows_planned": 12_345,
         "fraction": 1.0,
     }
@@ -192,7 +197,7 @@ class TestSlowDestination:
         return make_settings(
             database,
             prefix,
-            sources={"other": other},
+            sources={"other": source_dsn(other)},
             read_batch_rows=1000,
             source_statement_timeout_seconds=0.5,
         )

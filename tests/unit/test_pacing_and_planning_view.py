@@ -60,7 +60,7 @@ def _backfill(**values: Any) -> Backfill:
 
 def test_table_planning_progress_is_rows_planned_of_the_initial_count() -> None:
     view = PlanningOut.from_domain(_backfill(runs_created=3, rows_initial_count=10_000))
-    assert (view.done, view.runs_planned, view.rows_planned, view.fraction) == (
+    assert (view.done, view.runs_created, view.rows_planned, view.fraction) == (
         False,
         3,
         3000,

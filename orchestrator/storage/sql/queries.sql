@@ -217,9 +217,16 @@ UPDATE backfills SET
     planning_done = $5,
     runs_created = runs_created + $8,
     runs_total = CASE WHEN $5 OR $6::integer IS NULL THEN runs_created + $8 ELSE $6 END,
+    runs_planned = CASE WHEN $5 THEN runs_created + $8 ELSE runs_planned END,
     planner_expires_at = now() + make_interval(secs => $7),
     updated_at = now()
 WHERE id = $1 AND planner_token = $2
+RETURNING *;
+
+-- name: settle_runs_total
+-- Planning stopped for good (a cancel): the runs that exist are all the backfill will have.
+UPDATE backfills SET runs_total = runs_created
+WHERE id = $1 AND NOT planning_done AND runs_total <> runs_created
 RETURNING *;
 
 -- name: claim_run
@@ -530,3 +537,14 @@ SELECT count(*) FROM backfills
 WHERE team_id = $1 AND deleted_at IS NULL
   AND ($2::bigint IS NULL OR target_id = $2)
   AND ($3::text IS NULL OR kind = $3);
+
+-- name: active_backfill_progress
+-- The counters of active backfills, oldest first, for the per-backfill metrics: the
+-- backfills' own counters, so no run is counted (backfills_state_id serves the filter).
+SELECT id, target_id, team_id, kind, state, planning_done, rows_initial_count,
+       rows_processed_count, rows_ingested_count,
+       runs_total, runs_completed, runs_failed, runs_cancelled
+FROM backfills
+WHERE state = ANY($1::text[]) AND deleted_at IS NULL
+ORDER BY id
+LIMIT $2;
