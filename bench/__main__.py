@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
 
 async def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    configure_logging("WARNING", json_output=True)
+    configure_logging("ERROR", json_output=True)
     scenarios = discover()
     if args.list:
         for s in scenarios.values():
