@@ -109,8 +109,11 @@ fmt: install ## Apply ruff fixes and formatting
 
 check: lint typecheck test ## lint + typecheck + test
 
-bench: install services ## Run the benchmarks (extra arguments: BENCH_ARGS=...)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+ARGS ?=
+
+# requirements-dev.txt holds every extra, the bench one (matplotlib) included.
+bench: install services ## Run the benchmarks (BENCH_ARGS or ARGS=--quick, --scenario NAME)
+	$(BIN)/python -m bench $(BENCH_ARGS) $(ARGS)
 
 clean: ## Remove caches and build output (keeps .venv)
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage ./*.egg-info

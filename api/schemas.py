@@ -139,6 +139,37 @@ class ProgressOut(_Out):
         )
 
 
+class PlanningOut(_Out):
+    """How far planning has got: runs are cut while the first ones already execute."""
+
+    done: bool = Field(description="Every run is planned")
+    runs_created: int = Field(description="Runs cut so far")
+    rows_planned: int | None = Field(
+        description="Table backfills: about how many rows the planned runs cover"
+    )
+    fraction: float | None = Field(
+        description="0 to 1: planned so far of the whole (null until the total is known)"
+    )
+
+    @classmethod
+    def from_domain(cls, b: Backfill) -> PlanningOut:
+        rows: int | None = None
+        fraction: float | None = None
+        if b.planning_done:
+            fraction = 1.0
+        if b.kind == TargetKind.TABLE and b.chunk_size:
+            rows = b.runs_created * b.chunk_size
+            if b.rows_initial_count is not None:
+                rows = min(rows, b.rows_initial_count)
+                if not b.planning_done and b.rows_initial_count > 0:
+                    fraction = min(1.0, rows / b.rows_initial_count)
+        elif not b.planning_done and b.runs_total > 0:
+            fraction = min(1.0, b.runs_created / b.runs_total)
+        return cls(
+            done=b.planning_done, runs_created=b.runs_created, rows_planned=rows, fraction=fraction
+        )
+
+
 class BackfillOut(_Out):
     id: int
     uuid: UUID
@@ -165,6 +196,7 @@ class BackfillOut(_Out):
     max_active_runs: int
     max_attempts: int
     rows_initial_count: int | None
+    planning: PlanningOut
     rows_processed_count: int
     rows_ingested_count: int
     runs_total: int = Field(
@@ -221,6 +253,7 @@ class BackfillOut(_Out):
             max_active_runs=backfill.max_active_runs,
             max_attempts=backfill.max_attempts,
             rows_initial_count=backfill.rows_initial_count,
+            planning=PlanningOut.from_domain(backfill),
             rows_processed_count=backfill.rows_processed_count,
             rows_ingested_count=backfill.rows_ingested_count,
             runs_total=backfill.runs_total,

@@ -1,142 +1,84 @@
-"""Table and date-range backfill throughput against the real services.
+"""Benchmarks against the real services, each beside its reference in the same run.
 
-Creates a throwaway database, fills a source table, runs one in-process worker (the same
-Worker class `backfill worker` runs), and times each backfill from POST to completed.
-Prints one line per case with rows/s, runs/s and the process's peak RSS.
+    python -m bench                       every scenario, 3 repetitions; updates the docs
+    python -m bench --quick               every scenario small, once (a CI smoke test)
+    python -m bench --scenario NAME ...   some scenarios; their rows in the docs are replaced
+    python -m bench --list                what there is
 
-    python -m bench --rows 1000000 --chunk 10000 --sinks postgres,null
-"""
+Full runs write bench/results/latest.json and regenerate docs/benchmarks.md (table, chart,
+machine); quick runs write bench/results/quick.json only, since their figures are too small
+to mean much."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
-import time
-from typing import Any
+import signal
+import sys
 
-import asyncpg
-
-from bench.common import main_source, scratch
-from orchestrator.context import open_context
-from orchestrator.domain.models import HandlerSpec, SinkSpec
-from orchestrator.domain.specs import BackfillSpec, DateRangeTargetSpec, TableTargetSpec
+from bench import report, session
+from bench.machine import describe
+from bench.runner import discover, run_scenario
 from orchestrator.logs import configure_logging
-from orchestrator.settings import Settings
-from workers.process import Worker
 
 
-async def wait_done(ctx: Any, backfill_id: int, within: float) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        b = await ctx.service.get_backfill(backfill_id, team_id=None)
-        if b.state in ("completed", "failed", "cancelled"):
-            return b
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"backfill {backfill_id} not done in {within}s")
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, one repetition")
+    p.add_argument("--scenario", action="append", default=[], metavar="NAME", help="run only these")
+    p.add_argument("--repeat", type=int, help="repetitions per scenario (default 3; quick 1)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
+    return p
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-async def main(args: argparse.Namespace) -> None:
-    configure_logging("WARNING", json_output=True)
-    async with scratch("throughput") as (dsn, prefix):
-        await measure(args, dsn, prefix)
-
-
-async def measure(args: argparse.Namespace, dsn: str, prefix: str) -> None:
-    conn = await asyncpg.connect(dsn)
+async def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging("ERROR", json_output=True)
+    scenarios = discover()
+    if args.list:
+        for s in scenarios.values():
+            print(f"{s.name:<28} {s.summary} (target: {s.target})")
+        return 0
+    unknown = [n for n in args.scenario if n not in scenarios]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(scenarios)}")
+        return 2
+    chosen = [scenarios[n] for n in args.scenario] if args.scenario else list(scenarios.values())
+    repetitions = args.repeat or (1 if args.quick else 3)
+    fresh = []
     try:
-        t0 = time.monotonic()
-        await conn.execute(
-            """CREATE TABLE src (id bigint PRIMARY KEY, customer uuid NOT NULL, amount numeric,
-                   note text, payload jsonb, placed_at timestamptz NOT NULL);
-               CREATE TABLE dst (LIKE src INCLUDING ALL);"""
-        )
-        await conn.execute(
-            """INSERT INTO src SELECT g, md5(g::text)::uuid, g * 1.25, 'note ' || g,
-                   jsonb_build_object('g', g), now() - g * interval '1 second'
-               FROM generate_series(1, $1) g""",
-            args.rows,
-        )
-        await conn.execute("VACUUM ANALYZE src")
-        print(f"setup: {args.rows} source rows in {time.monotonic() - t0:.1f}s")
-        settings = Settings(
-            database_url=dsn,
-            sources=main_source(dsn),
-            amqp_prefix=prefix,
-            worker_concurrency=args.concurrency,
-            dispatch_sweep_seconds=0.5,
-            log_level="WARNING",
-        )
-        async with open_context(settings) as ctx:
-            worker = Worker(ctx)
-            task = asyncio.create_task(worker.run())
-            try:
-                for sink in args.sinks.split(","):
-                    options = {"table": "dst"} if sink == "postgres" else {}
-                    await conn.execute("TRUNCATE dst")
-                    target = await ctx.service.create_target(
-                        TableTargetSpec(
-                            name=f"bench-{sink}",
-                            tables=["src"],
-                            chunk_size=args.chunk,
-                            max_active_runs=args.concurrency,
-                            sink=SinkSpec(type=sink, options=options),
-                        ),
-                        team_id=1,
-                    )
-                    start = time.monotonic()
-                    b = await ctx.service.create_backfill(BackfillSpec(target=target.id), team_id=1)
-                    b = await wait_done(ctx, b.id, args.timeout)
-                    took = time.monotonic() - start
-                    print(
-                        f"table sink={sink:<8} rows={b.rows_processed_count:>9} "
-                        f"runs={b.runs_total:>5} time={took:6.2f}s "
-                        f"rows/s={b.rows_processed_count / took:>10,.0f} "
-                        f"state={b.state} peak_rss={peak_rss_mib():.0f}MiB"
-                    )
-                target = await ctx.service.create_target(
-                    DateRangeTargetSpec(
-                        name="bench-noop",
-                        handler=HandlerSpec(type="noop"),
-                        max_active_runs=args.concurrency,
-                    ),
-                    team_id=1,
-                )
-                start = time.monotonic()
-                b = await ctx.service.create_backfill(
-                    BackfillSpec.model_validate(
-                        {
-                            "target": target.id,
-                            "start": "2020-01-01T00:00:00Z",
-                            "end": "2020-01-08T00:00:00Z",
-                            "interval_type": "minute",
-                            "interval_units": 5,
-                        }
-                    ),
-                    team_id=1,
-                )
-                b = await wait_done(ctx, b.id, args.timeout)
-                took = time.monotonic() - start
-                print(
-                    f"date_range handler=noop runs={b.runs_total:>5} time={took:6.2f}s "
-                    f"runs/s={b.runs_total / took:,.0f} state={b.state}"
-                )
-            finally:
-                worker.stop()
-                await task
+        for s in chosen:
+            print(f"== {s.name}: {s.summary}", flush=True)
+            result = await run_scenario(s, quick=args.quick, repetitions=repetitions)
+            fresh.append(result.as_dict())
+            print(report.console_table([fresh[-1]]).splitlines()[-1], flush=True)
     finally:
-        await conn.close()
+        await session.close()
+    machine = await describe()
+    print()
+    print(report.console_table(fresh))
+    path = report.RESULTS / ("quick.json" if args.quick else "latest.json")
+    results = report.merged(path, fresh) if args.scenario else fresh
+    report.write_json(path, machine, results)
+    if not args.quick and not args.no_docs:
+        report.write_doc(machine, results, report.chart(results, report.CHART))
+        print(f"\nwrote {path.relative_to(report.ROOT)} and docs/benchmarks.md")
+    return 1 if any(r["error"] for r in fresh) else 0
+
+
+async def _stoppable(argv: list[str] | None) -> int:
+    # SIGTERM (a CI timeout, say) cancels the run, so the scratch databases and broker
+    # namespace are still dropped on the way out.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await main(argv)
+
+
+def run(argv: list[str] | None = None) -> None:
+    sys.exit(asyncio.run(_stoppable(argv)))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--chunk", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--sinks", default="postgres,null")
-    parser.add_argument("--timeout", type=float, default=600)
-    asyncio.run(main(parser.parse_args()))
+    run()

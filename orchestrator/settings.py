@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     dispatch_capacity: int = Field(default=16, ge=1)
     planner_batch_runs: int = Field(default=100, ge=1)
     read_batch_rows: int = Field(default=1000, ge=1)
+    # Source reads adapt: a page starts at read_batch_rows and grows (up to read_batch_max_rows)
+    # while pages take under a quarter of read_page_seconds, shrinking when one takes longer.
+    # Every statement on a source connection is cancelled after source_statement_timeout_seconds
+    # (a cancelled page is retried smaller), so no read holds a busy source for long.
+    read_batch_max_rows: int = Field(default=50_000, ge=1)
+    read_page_seconds: float = Field(default=1.0, gt=0)
+    source_statement_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # A date-range backfill that would make more runs than this is refused (422).
     max_runs_per_backfill: int = Field(default=1_000_000, ge=1)

@@ -28,16 +28,22 @@ from orchestrator.grants.scope import using
 from orchestrator.handlers.base import WindowRun
 from orchestrator.handlers.registry import handler_type
 from orchestrator.settings import Settings
-from orchestrator.sinks.base import Resources, RowBatch
+from orchestrator.sinks.base import Resources, RowBatch, Sink
+from orchestrator.sinks.ranges import KeyRange, RangeSink
 from orchestrator.sinks.registry import parse_options, sink_type
-from orchestrator.sources.tables import KeysetSql, table_sql
-from orchestrator.storage.repository import ClaimedRun, Repository
+from orchestrator.sources.pacing import PageSize
+from orchestrator.sources.tables import KeysetSql, column_types, table_sql
+from orchestrator.storage.repository import Checkpointed, ClaimedRun, Repository
 from orchestrator.storage.retrying import retry_unavailable
 from workers.planner import plan_of
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+# The most rows of one page that are decoded into Python objects at once, whatever the time
+# budget allows: it bounds the worker's memory for wide rows.
+DECODED_PAGE_ROWS = 10_000
 
 
 class LeaseClock:
@@ -71,6 +77,9 @@ class Executor:
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._running: dict[int, asyncio.Task[None]] = {}
         self._rng = random.Random()
+        # The page size each recent backfill's runs ended with, per path: the next run of
+        # the same backfill starts there instead of learning it again from read_batch_rows.
+        self._page_sizes: dict[tuple[int, str], int] = {}
 
     @property
     def running(self) -> int:
@@ -238,8 +247,9 @@ class Executor:
         )
         with using(grants):
             if backfill["kind"] == "table":
-                await self._table_run(run, backfill, target, token, clock)
-                return 0, 0  # rows were rolled up with each checkpoint
+                # Earlier pages were rolled up with their checkpoints; the last page's rows
+                # are counted by the completion itself, which saves a transaction per run.
+                return await self._table_run(run, backfill, target, token, clock)
             rows = await self._window_run(run, backfill, target)
             return rows, rows
 
@@ -250,7 +260,7 @@ class Executor:
         target: Target,
         token: UUID,
         clock: LeaseClock,
-    ) -> None:
+    ) -> tuple[int, int]:
         assert target.source is not None
         assert target.sink is not None
         spec: SinkSpec = target.sink
@@ -263,24 +273,176 @@ class Executor:
             table_sql(backfill["table_name"]), backfill["key_columns"], backfill["key_types"]
         )
         pool = await self._resources.sources.get(target.source)
-        limit = min(backfill["chunk_size"], self._settings.read_batch_rows)
+        cursor = run.cursor or run.lower_key
+        try:
+            if isinstance(sink, RangeSink) and backfill["max_rows_per_second"] is None:
+                cursor, last = await self._range_pages(
+                    sink, run, backfill, target.source, token, clock, keyset, pool, cursor
+                )
+                if last is not None:
+                    return last
+            return await self._row_pages(sink, run, backfill, token, clock, keyset, pool, cursor)
+        finally:
+            await sink.close()
+
+    def _pace(self, backfill_id: int, path: str, ceiling: int) -> PageSize:
+        s = self._settings
+        ceiling = min(ceiling, s.read_batch_max_rows)
+        start = min(self._page_sizes.get((backfill_id, path), s.read_batch_rows), ceiling)
+        return PageSize(start, ceiling, s.read_page_seconds, floor=min(100, s.read_batch_rows))
+
+    def _paced(self, backfill_id: int, path: str, pace: PageSize) -> None:
+        self._page_sizes.pop((backfill_id, path), None)
+        self._page_sizes[(backfill_id, path)] = pace.size
+        if len(self._page_sizes) > 256:
+            del self._page_sizes[next(iter(self._page_sizes))]  # the least recently ended
+
+    async def _fenced(self, run: TransferRun, token: UUID, clock: LeaseClock) -> None:
+        if clock.stale():
+            # This process may have been paused past its lease (another worker may own the
+            # run now): make sure, fenced, before writing anything more.
+            if not await self._repo.heartbeat(run.id, token, self._settings.lease_seconds):
+                raise LeaseLost()
+            clock.renewed()
+
+    async def _checkpoint(
+        self,
+        run: TransferRun,
+        token: UUID,
+        clock: LeaseClock,
+        cursor: list[str],
+        processed: int,
+        ingested: int,
+    ) -> Checkpointed:
+        checkpoint = functools.partial(
+            self._repo.checkpoint,
+            run.id,
+            run.backfill_id,
+            token,
+            cursor,
+            processed,
+            ingested,
+            self._settings.lease_seconds,
+        )
+        progress = await self._retrying(checkpoint, "checkpoint")
+        if progress is None:
+            raise LeaseLost()
+        clock.renewed()
+        metrics.ROWS_PROCESSED.inc(processed)
+        return progress
+
+    async def _range_pages(
+        self,
+        sink: RangeSink,
+        run: TransferRun,
+        backfill: asyncpg.Record,
+        source: str,
+        token: UUID,
+        clock: LeaseClock,
+        keyset: KeysetSql,
+        pool: asyncpg.Pool[Any],
+        cursor: list[str] | None,
+    ) -> tuple[list[str] | None, tuple[int, int] | None]:
+        """Delivers the run as key ranges the sink moves without Python seeing the rows.
+        Returns the cursor reached and, when the run is done, the rows of its last page (not
+        checkpointed: the completion counts them); None leaves the rest to the row path (the
+        sink declined, or a throttle was set meanwhile)."""
+        upper: list[str] = run.upper_key or []
+        async with pool.acquire() as conn:
+            types = await column_types(conn, keyset.table_sql)
+        # The planned run holds about chunk_size rows: a page that large is the whole run in
+        # one statement, with no page boundary to look up.
+        chunk: int = backfill["chunk_size"]
+        pace = self._pace(run.backfill_id, "range", chunk)
+        try:
+            while True:
+                size = pace.size
+                end, last = upper, True
+                if size < chunk:
+                    async with pool.acquire() as conn:
+                        found = await conn.fetchrow(
+                            keyset.page_end(cursor is not None), *(cursor or []), *upper, size - 1
+                        )
+                    if found is not None:
+                        end = [str(v) for v in found.values()]
+                        last = end == upper
+                page = KeyRange(
+                    source=source,
+                    pool=pool,
+                    keyset=keyset,
+                    columns=list(types),
+                    column_types=types,
+                    lower=cursor,
+                    upper=end,
+                    backfill_id=run.backfill_id,
+                    run_id=run.id,
+                )
+                await self._fenced(run, token, clock)
+                started = time.monotonic()
+                try:
+                    delivered = await sink.deliver_range(page)
+                except asyncpg.QueryCanceledError:
+                    if not pace.timed_out():
+                        raise
+                    log.info("page_timed_out", rows=size, next_rows=pace.size)
+                    continue
+                if delivered is None:
+                    return cursor, None
+                pace.took(time.monotonic() - started, full=not last)
+                if last:
+                    return end, delivered
+                progress = await self._checkpoint(run, token, clock, end, *delivered)
+                cursor = end
+                if progress.max_rows_per_second is not None:
+                    return cursor, None
+        finally:
+            self._paced(run.backfill_id, "range", pace)
+
+    async def _row_pages(
+        self,
+        sink: Sink,
+        run: TransferRun,
+        backfill: asyncpg.Record,
+        token: UUID,
+        clock: LeaseClock,
+        keyset: KeysetSql,
+        pool: asyncpg.Pool[Any],
+        cursor: list[str] | None,
+    ) -> tuple[int, int]:
+        """Reads rows page by page, decoded, and hands them to the sink as RowBatches.
+        Returns the rows of the last page, which the completion counts."""
         nkeys = len(backfill["key_columns"])
         upper = run.upper_key or []
-        cursor = run.cursor or run.lower_key
         throttled = backfill["max_rows_per_second"] is not None
+        # Decoded rows live in Python while a page is delivered: bound them more tightly.
+        pace = self._pace(run.backfill_id, "rows", min(backfill["chunk_size"], DECODED_PAGE_ROWS))
+        if throttled:
+            pace.size = min(pace.size, self._settings.read_batch_rows)
+        # The columns' types, once per run: sinks that encode rows need them to tell
+        # jsonb from text (asyncpg hands both over as str).
+        async with pool.acquire() as conn:
+            statement = await conn.prepare(keyset.read_batch(True))
+            type_names = [a.type.name for a in statement.get_attributes()[nkeys:]]
         try:
-            # The columns' types, once per run: sinks that encode rows need them to tell
-            # jsonb from text (asyncpg hands both over as str).
-            async with pool.acquire() as conn:
-                statement = await conn.prepare(keyset.read_batch(True))
-                column_types = [a.type.name for a in statement.get_attributes()[nkeys:]]
             while True:
-                async with pool.acquire() as conn:
-                    rows = await conn.fetch(
-                        keyset.read_batch(cursor is not None), *(cursor or []), *upper, limit
-                    )
+                limit = pace.size
+                started = time.monotonic()
+                try:
+                    async with pool.acquire() as conn:
+                        rows = await conn.fetch(
+                            keyset.read_batch(cursor is not None), *(cursor or []), *upper, limit
+                        )
+                except asyncpg.QueryCanceledError:
+                    if not pace.timed_out():
+                        raise
+                    log.info("page_timed_out", rows=limit, next_rows=pace.size)
+                    continue
+                if not throttled:
+                    # A throttled backfill keeps batches at read_batch_rows: its rate stays
+                    # smooth instead of arriving in ever larger bursts.
+                    pace.took(time.monotonic() - started, full=len(rows) == limit)
                 if not rows:
-                    return
+                    return 0, 0
                 columns = list(rows[0].keys())[nkeys:]
                 batch = RowBatch(
                     table=backfill["table_name"],
@@ -289,7 +451,7 @@ class Executor:
                     key_columns=backfill["key_columns"],
                     backfill_id=run.backfill_id,
                     run_id=run.id,
-                    column_types=column_types,
+                    column_types=type_names,
                 )
                 if throttled:
                     # The backfill's rows-per-second throttle, shared with every worker.
@@ -299,35 +461,16 @@ class Executor:
                     )
                     if wait > 0:
                         await asyncio.sleep(wait)
-                if clock.stale():
-                    # This process may have been paused past its lease (another worker may
-                    # own the run now): make sure, fenced, before writing anything more.
-                    if not await self._repo.heartbeat(run.id, token, self._settings.lease_seconds):
-                        raise LeaseLost()
-                    clock.renewed()
+                await self._fenced(run, token, clock)
                 ingested = await sink.deliver(batch)
+                if len(rows) < limit:
+                    return len(rows), ingested
                 cursor = [str(v) for v in tuple(rows[-1].values())[:nkeys]]
-                checkpoint = functools.partial(
-                    self._repo.checkpoint,
-                    run.id,
-                    run.backfill_id,
-                    token,
-                    cursor,
-                    len(rows),
-                    ingested,
-                    self._settings.lease_seconds,
-                )
-                progress = await self._retrying(checkpoint, "checkpoint")
-                if progress is None:
-                    raise LeaseLost()
-                clock.renewed()
+                progress = await self._checkpoint(run, token, clock, cursor, len(rows), ingested)
                 # A throttle set or lifted while the run works applies from the next batch.
                 throttled = progress.max_rows_per_second is not None
-                metrics.ROWS_PROCESSED.inc(len(rows))
-                if len(rows) < limit:
-                    return
         finally:
-            await sink.close()
+            self._paced(run.backfill_id, "rows", pace)
 
     async def _window_run(self, run: TransferRun, backfill: asyncpg.Record, target: Target) -> int:
         assert target.handler is not None

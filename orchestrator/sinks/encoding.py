@@ -122,6 +122,8 @@ def _decimal(value: Decimal) -> str:
 
 
 def _datetime(value: datetime) -> str:
+    if 1 < value.year < 9999:  # neither infinity: the common case, without replace()
+        return '"' + value.isoformat() + '"'
     if value.replace(tzinfo=None) == datetime.max:
         return '"infinity"'
     if value.replace(tzinfo=None) == datetime.min:
@@ -337,6 +339,27 @@ def encoder_for(type_name: str | None) -> Encode:
     return encode_value
 
 
+def _row_function(fields: list[tuple[str, Encode]]) -> Callable[[Sequence[Any]], str]:
+    """One row as a JSON object, columns in table order: a function made for this shape, one
+    concatenation with no loop, since it runs for every row. The generated source holds only
+    indices; names and encoders are bound from `fields`, never pasted into code."""
+    width = len(fields)
+    commas = " + ',' + ".join(f"n{i} + e{i}(v[{i}])" for i in range(width)) or "''"
+    params = ", ".join(f"n{i}=n{i}, e{i}=e{i}" for i in range(width))
+    namespace: dict[str, Any] = {}
+    for i, (name, encode) in enumerate(fields):
+        namespace[f"n{i}"], namespace[f"e{i}"] = name, encode
+    source = (
+        f"def row(v{', ' + params if params else ''}):\n"
+        f"    if len(v) != {width}:\n"
+        f"        raise ValueError(f'{{len(v)}} values for {width} columns')\n"
+        f"    return '{{' + {commas} + '}}'\n"
+    )
+    exec(source, namespace)
+    function: Callable[[Sequence[Any]], str] = namespace["row"]
+    return function
+
+
 class RowEncoder:
     """Encodes the rows of one batch shape; built once per (columns, types) and reused."""
 
@@ -353,14 +376,7 @@ class RowEncoder:
             (_dumps(c) + ":", encoder_for(t)) for c, t in zip(columns, types, strict=True)
         ]
         self._key_at = [list(columns).index(k) for k in key_columns]
-
-    def row(self, values: Sequence[Any]) -> str:
-        """One row as a JSON object, columns in table order."""
-        return (
-            "{"
-            + ",".join(name + enc(v) for (name, enc), v in zip(self._fields, values, strict=True))
-            + "}"
-        )
+        self.row = _row_function(self._fields)
 
     def key(self, values: Sequence[Any]) -> str:
         """The row's key as a JSON array in ASCII (it also goes into headers)."""

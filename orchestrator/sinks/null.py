@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.sinks.base import Resources, RowBatch, Sink
+from orchestrator.sinks.ranges import KeyRange, copy_out
 
 
 class NullOptions(BaseModel):
@@ -14,6 +15,15 @@ class NullOptions(BaseModel):
 class _NullSink:
     async def deliver(self, batch: RowBatch) -> int:
         return len(batch.rows)
+
+    async def deliver_range(self, page: KeyRange) -> tuple[int, int]:
+        # Read in full (binary COPY, never decoded) so the source does the work it would do
+        # for a real destination, then dropped.
+        async def drop(_: bytes) -> None:
+            return None
+
+        n = await copy_out(page, drop)
+        return n, n
 
     async def close(self) -> None:
         return None

@@ -116,6 +116,7 @@ class _RabbitmqSink:
             "x-backfill-key-columns": list(batch.key_columns),
         }
         out: list[tuple[aio_pika.Message, str]] = []
+        routing_key: str | None = None  # the same for every message unless it names the key
         for start in range(0, len(batch.rows), size):
             rows = batch.rows[start : start + size]
             first, last = encoder.key(rows[0]), encoder.key(rows[-1])
@@ -140,7 +141,9 @@ class _RabbitmqSink:
                 app_id=APP_ID,
                 type="backfill.read",
             )
-            out.append((message, self._routing_key(batch, encoder, rows[0])))
+            if routing_key is None or self._uses_key:
+                routing_key = self._routing_key(batch, encoder, rows[0])
+            out.append((message, routing_key))
         return out
 
     async def deliver(self, batch: RowBatch) -> int:

@@ -31,6 +31,10 @@ async def _reset(conn: asyncpg.Connection[Any]) -> None:
     await conn.execute(_RESET)
 
 
+def _millis(settings: Settings) -> str:
+    return str(int(settings.source_statement_timeout_seconds * 1000))
+
+
 class SourcePools:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -60,6 +64,8 @@ class SourcePools:
                     max_size=self._settings.db_pool_max,
                     init=use_exact_intervals,  # months stay months (asyncpg folds them into days)
                     reset=_reset,
+                    # A startup parameter, so RESET ALL returns to it rather than dropping it.
+                    server_settings={"statement_timeout": _millis(self._settings)},
                 )
             except (OSError, asyncpg.PostgresError):
                 self.states[name] = "unreachable"

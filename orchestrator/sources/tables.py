@@ -206,18 +206,31 @@ class KeysetSql:
 
     def boundaries(self, has_lower: bool) -> str:
         """Every chunk_size-th key after the cursor, for up to `runs` chunks.
-        Params: [lower…], upper…, chunk_size * runs, chunk_size."""
-        where, nxt = self._range(has_lower, True, 1)
-        names = ", ".join(f"k{i}" for i in range(len(self.key_columns)))
-        as_text = ", ".join(
-            f"{quote_ident(c)}::text AS k{i}" for i, c in enumerate(self.key_columns)
-        )
+        Params: [lower…], upper…, chunk_size * runs, chunk_size.
+
+        A walk of index-only scans, each skipping chunk_size keys (OFFSET) from the boundary
+        before it: the keys between boundaries are counted past, never numbered, sorted or
+        cast, which makes planning several times faster than a window over every key."""
+        n = len(self.key_columns)
+        first_where, _ = self._range(has_lower, True, 1)
+        upper_at = 1 + (n if has_lower else 0)
+        runs, chunk = f"${upper_at + n}::bigint", f"${upper_at + n + 1}::bigint"
+        cols = self._cols("t.")
+        order = self._order(prefix="t.")
+        names = ", ".join(f"k{i}" for i in range(n))
+        previous = ", ".join(f"b.k{i}" for i in range(n))
+        as_text = ", ".join(f"k{i}::text AS k{i}" for i in range(n))
         return (
-            f"SELECT {names} FROM ("
-            f"  SELECT {as_text}, row_number() OVER (ORDER BY {self._order()}) AS rn"
-            f"  FROM (SELECT {self._cols()} FROM {self.table_sql} WHERE {where}"
-            f"        ORDER BY {self._order()} LIMIT ${nxt}) AS page"
-            f") AS numbered WHERE rn % ${nxt + 1} = 0 ORDER BY rn"
+            f"WITH RECURSIVE b({names}, rn) AS ("
+            f" SELECT p.*, 1 FROM (SELECT {cols} FROM {self.table_sql} AS t"
+            f"  WHERE {first_where} ORDER BY {order} OFFSET {chunk} - 1 LIMIT 1) AS p"
+            f" UNION ALL"
+            f" SELECT p.*, b.rn + 1 FROM b CROSS JOIN LATERAL ("
+            f"  SELECT {cols} FROM {self.table_sql} AS t"
+            f"  WHERE ({cols}) > ({previous}) AND ({cols}) <= ({self._params(upper_at)})"
+            f"  ORDER BY {order} OFFSET {chunk} - 1 LIMIT 1) AS p"
+            f" WHERE b.rn < {runs} / {chunk}"
+            f") SELECT {as_text} FROM b ORDER BY rn"
         )
 
     def read_batch(self, has_lower: bool) -> str:
@@ -228,3 +241,33 @@ class KeysetSql:
             f"SELECT {self._text_cols()}, t.* FROM {self.table_sql} AS t WHERE {where} "
             f"ORDER BY {self._order(prefix='t.')} LIMIT ${nxt}"
         )
+
+    def range_select(self, columns: list[str], has_lower: bool) -> str:
+        """The rows of (lower, upper] with `columns`, in no particular order: what a range
+        copy reads. Params: [lower…], upper…"""
+        where, _ = self._range(has_lower, True, 1)
+        cols = ", ".join(quote_ident(c) for c in columns)
+        return f"SELECT {cols} FROM {self.table_sql} WHERE {where}"
+
+    def page_end(self, has_lower: bool) -> str:
+        """The key of the Nth row after the cursor, up to the run's upper key: where a page
+        of N rows ends. Only keys are read (an index scan). Params: [lower…], upper…, N-1."""
+        where, nxt = self._range(has_lower, True, 1)
+        return (
+            f"SELECT {self._text_cols()} FROM {self.table_sql} AS t WHERE {where} "
+            f"ORDER BY {self._order(prefix='t.')} OFFSET ${nxt} LIMIT 1"
+        )
+
+
+async def column_types(
+    conn: asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any], qualified: str
+) -> dict[str, str]:
+    """Every column's declared type as format_type spells it ("numeric(10,2)", "text[]"):
+    what binary COPY needs to match exactly between two tables."""
+    rows = await conn.fetch(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum",
+        qualified,
+    )
+    return {r["attname"]: r["type"] for r in rows}

@@ -86,6 +86,9 @@ def worker_env(
         **FAULT_SETTINGS,
         **overrides,
     }
+    if "read_batch_rows" in overrides:
+        # These tests time faults between batches of a known size: keep pages from growing.
+        values.setdefault("read_batch_max_rows", overrides["read_batch_rows"])
     for key, value in values.items():
         if isinstance(value, bool):
             value = "true" if value else "false"

@@ -45,6 +45,7 @@ def settings(database: str, prefix: str) -> Settings:
         retry_base_seconds=RETRY_BASE,
         retry_max_seconds=2.0,
         read_batch_rows=50,
+        read_batch_max_rows=50,  # fixed batches: a sink fails after a known number of them
         dispatch_sweep_seconds=0.1,
     )
 

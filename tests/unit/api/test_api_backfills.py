@@ -31,6 +31,7 @@ BACKFILL_FIELDS = {
     "max_active_runs",
     "max_attempts",
     "rows_initial_count",
+    "planning",
     "rows_processed_count",
     "rows_ingested_count",
     "runs_total",
