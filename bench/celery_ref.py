@@ -10,7 +10,9 @@ from pathlib import Path
 
 from celery import Celery
 
-app = Celery("bench", broker=os.environ.get("BENCH_CELERY_BROKER", "amqp://guest:guest@127.0.0.1:5672//"))
+app = Celery(
+    "bench", broker=os.environ.get("BENCH_CELERY_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
+)
 app.conf.update(
     task_ignore_result=True,
     worker_hijack_root_logger=False,

@@ -30,10 +30,23 @@ async def celery_tasks_per_second(n: int, within: float = 600) -> float:
     workdir = Path(tempfile.mkdtemp(prefix="bench-celery-"))
     log = (workdir / "worker.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "celery", "-A", "bench.celery_ref", "worker", "-P", "solo",
-        "-Q", queue, "--without-heartbeat", "--without-gossip", "--without-mingle",
-        "-l", "WARNING",
-        stdout=log, stderr=log,
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "bench.celery_ref",
+        "worker",
+        "-P",
+        "solo",
+        "-Q",
+        queue,
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "WARNING",
+        stdout=log,
+        stderr=log,
     )
     try:
         warm = workdir / "warm"

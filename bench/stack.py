@@ -150,7 +150,9 @@ class Stack:
                 for name, proc in self.procs.items():
                     if proc.returncode is not None:
                         raise RuntimeError(f"{name} exited: {self.log_tail(name)}")
-                up = await _table_count(conn, "workers", "stopped_at IS NULL AND 'executor' = ANY(roles)")
+                up = await _table_count(
+                    conn, "workers", "stopped_at IS NULL AND 'executor' = ANY(roles)"
+                )
                 if up >= workers and await self._api_ready():
                     return
                 await asyncio.sleep(0.1)
@@ -231,9 +233,7 @@ async def wait_backfills(s: Stack, ids: list[int], within: float) -> list[dict[s
     conn = await asyncpg.connect(s.dsn)
     try:
         while True:
-            rows = await conn.fetch(
-                "SELECT * FROM backfills WHERE id = ANY($1::bigint[])", ids
-            )
+            rows = await conn.fetch("SELECT * FROM backfills WHERE id = ANY($1::bigint[])", ids)
             if all(r["state"] in ("completed", "failed", "cancelled") for r in rows):
                 return [dict(r) for r in rows]
             if time.monotonic() > deadline:

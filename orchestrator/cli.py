@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 from aiormq.exceptions import ChannelPreconditionFailed
 
+from orchestrator import eventloop
 from orchestrator.access import AccessService
 from orchestrator.domain.keys import Scope
 from orchestrator.errors import OrchestratorError
@@ -183,15 +184,15 @@ def main(argv: list[str] | None = None) -> None:
             applied = asyncio.run(run_migrations(settings))
             log.info("migrated", applied=applied)
         elif args.command == "up":
-            asyncio.run(serve(settings, api=True, consume=True))
+            eventloop.run(serve(settings, api=True, consume=True))
         elif args.command == "api":
-            asyncio.run(serve(settings, api=True, consume=False))
+            eventloop.run(serve(settings, api=True, consume=False))
         elif args.command == "keys":
             asyncio.run(_with_access(settings, _keys_command(args)))
         elif args.command == "teams":
             asyncio.run(_with_access(settings, _teams_command(args)))
         else:
-            asyncio.run(serve(settings, api=False, consume=True))
+            eventloop.run(serve(settings, api=False, consume=True))
     except OrchestratorError as exc:
         log.error("command_failed", code=exc.code, error=exc.detail)
         sys.exit(2)

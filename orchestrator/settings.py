@@ -44,11 +44,17 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=300.0, ge=0)
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
-    worker_concurrency: int = Field(default=4, ge=1)
+    # Runs one worker process executes at once: as many as the dispatch capacity below, so
+    # a single worker can hold every run dispatched (a busy backfill's runs then go from
+    # one batch to the next without a dispatch message).
+    worker_concurrency: int = Field(default=16, ge=1)
     # Runs queued or running across all backfills that the dispatcher shares out by
     # priority; set it near the total worker concurrency of the deployment.
     dispatch_capacity: int = Field(default=16, ge=1)
     planner_batch_runs: int = Field(default=100, ge=1)
+    # A cancel marks at most this many pending runs cancelled in its own transaction; a
+    # bigger backfill's are counted at once and marked by the workers' sweep right after.
+    cancel_inline_runs: int = Field(default=1000, ge=0)
     read_batch_rows: int = Field(default=1000, ge=1)
 
     # A date-range backfill that would make more runs than this is refused (422).

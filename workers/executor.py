@@ -28,9 +28,12 @@ from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources, RowBatch
 from orchestrator.sinks.registry import parse_options, sink_type
 from orchestrator.sources.tables import KeysetSql, table_sql
+from orchestrator.storage.batches import Batches, Claim, Completion
 from orchestrator.storage.repository import ClaimedRun, Repository
 from orchestrator.storage.retrying import retry_unavailable
+from workers.completions import CompletionBatcher
 from workers.planner import plan_of
+from workers.slots import Slots
 
 log = structlog.get_logger(__name__)
 
@@ -57,25 +60,113 @@ class LeaseLost(Exception):
     """This worker no longer owns the run: another worker may be running it now."""
 
 
+# A worker remembers the runs it claimed itself for a few seconds, so the dispatch message
+# still on its way for one of them is dropped without a round trip to the database. The
+# memory is short and forgotten whenever the run may be dispatched again (a failed attempt,
+# a release): a message it wrongly dropped would leave the run to the stale-dispatch sweep.
+_REMEMBERED = 4096
+_REMEMBER_SECONDS = 10.0
+
+
 class Executor:
+    """`take_more`: a batch of completions also claims runs for the slots it frees (what a
+    worker does; tests driving an executor by hand leave it off)."""
+
     def __init__(
-        self, settings: Settings, repo: Repository, resources: Resources, worker_id: str
+        self,
+        settings: Settings,
+        repo: Repository,
+        resources: Resources,
+        worker_id: str,
+        *,
+        take_more: bool = False,
     ) -> None:
         self._settings = settings
         self._repo = repo
         self._resources = resources
         self._worker_id = worker_id
-        self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._running: dict[int, asyncio.Task[None]] = {}
         self._rng = random.Random()
+        self._batches = Batches(repo.pool, capacity=repo.capacity)
+        self._completions = CompletionBatcher(self._flush)
+        self._take_more = take_more
+        self._draining = False
+        self.free = Slots(settings.worker_concurrency)
+        # Runs holding one of `free`'s slots until their work ends.
+        self._holding: set[int] = set()
+        self._claimed: dict[int, float] = {}
+        self._spawned: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> int:
         return len(self._running)
 
-    @property
-    def slots(self) -> asyncio.Semaphore:
-        return self._slots
+    def drain(self) -> None:
+        """Stop taking runs: what is running finishes, nothing new is claimed."""
+        self._draining = True
+
+    def claimed_here(self, run_id: int) -> bool:
+        """This worker claimed the run itself moments ago (its dispatch message is moot).
+        Answers True once per claim."""
+        at = self._claimed.pop(run_id, None)
+        return at is not None and time.monotonic() - at < _REMEMBER_SECONDS
+
+    def _lease_claim(self, want: int, named: int = 0) -> Claim:
+        return Claim(want, self._settings.lease_seconds, self._worker_id, named)
+
+    async def claim_batch(self, run_id: int, backfill_id: int, want: int) -> list[ClaimedRun]:
+        """For a dispatch message: the named run, and pending runs of its backfill that no
+        message names, up to `want`."""
+        return await self._batches.claim_runs(backfill_id, self._lease_claim(want, run_id))
+
+    def start(self, claimed: list[ClaimedRun], reserved: int) -> None:
+        """Runs each claimed run in its own task on one of the `reserved` slots taken from
+        `free`; the slots left over go back."""
+        self.free.give(reserved - len(claimed))
+        for c in claimed:
+            run_id = c.run.id
+            self._claimed[run_id] = time.monotonic()
+            if len(self._claimed) > _REMEMBERED:
+                del self._claimed[next(iter(self._claimed))]
+            self._holding.add(run_id)
+            task = asyncio.create_task(self._run_claimed(c), name=f"run-{run_id}")
+            # Registered at once, so a stop() right now already waits for it.
+            self._running[run_id] = task
+            self._spawned.add(task)
+            task.add_done_callback(self._spawned.discard)
+
+    async def _run_claimed(self, claimed: ClaimedRun) -> None:
+        try:
+            assert claimed.run.lease_token is not None
+            await self.execute(claimed, claimed.run.lease_token)
+        except Exception:
+            log.exception("run_crashed", run_id=claimed.run.id)
+        finally:
+            self._release_slot(claimed.run.id)
+
+    def _forget(self, run_id: int) -> None:
+        # The run may be dispatched again: its next message must reach the database.
+        self._claimed.pop(run_id, None)
+
+    def _release_slot(self, run_id: int) -> None:
+        if run_id in self._holding:
+            self._holding.discard(run_id)
+            self.free.give(1)
+
+    async def _flush(self, completions: list[Completion]) -> set[int]:
+        want = 0
+        if self._take_more and not self._draining:
+            want = self.free.take(self.free.size)
+        try:
+            done, claimed = await self._retrying(
+                lambda: self._batches.complete_runs(completions, self._lease_claim(want)),
+                "complete_runs",
+            )
+        except BaseException:
+            self.free.give(want)
+            raise
+        self.start(claimed, want)
+        return done
 
     async def claim(self, run_id: int, backfill_id: int) -> tuple[ClaimedRun, UUID] | None:
         token = uuid4()
@@ -89,7 +180,7 @@ class Executor:
         run = claimed.run
         task = asyncio.current_task()
         assert task is not None
-        self._running[run.id] = task
+        self._running.setdefault(run.id, task)
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(backfill_id=run.backfill_id, run_id=run.id):
             try:
@@ -103,18 +194,20 @@ class Executor:
         log.info("run_started", attempt=run.attempt, seq=run.seq)
         lost = asyncio.Event()
         clock = LeaseClock(self._settings.lease_seconds)
-        work = asyncio.create_task(self._work(run, backfill, token, clock))
+        work = asyncio.create_task(self._work(run, backfill, token, clock, claimed.target))
         beat = asyncio.create_task(self._heartbeat(run.id, token, lost, work, clock))
         try:
             processed, ingested = await asyncio.wait_for(
                 asyncio.shield(work), timeout=self._settings.run_timeout_seconds
             )
         except LeaseLost:
+            self._forget(run.id)
             log.warning("run_lease_lost")
             metrics.run_ended(backfill["kind"], "lease_lost")
             return
         except asyncio.CancelledError:
             work.cancel()
+            self._forget(run.id)
             if lost.is_set():
                 log.warning("run_lease_lost")
                 metrics.run_ended(backfill["kind"], "lease_lost")
@@ -125,6 +218,7 @@ class Executor:
             raise
         except Exception as exc:
             work.cancel()
+            self._forget(run.id)
             if lost.is_set():
                 log.warning("run_lease_lost")
                 metrics.run_ended(backfill["kind"], "lease_lost")
@@ -133,13 +227,14 @@ class Executor:
             return
         finally:
             beat.cancel()
-        if await self._retrying(
-            lambda: self._repo.complete_run(run.id, run.backfill_id, token, processed, ingested),
-            "complete_run",
-        ):
+        # The work is done: its slot can take the next run while the completion is written.
+        self._release_slot(run.id)
+        completion = Completion(run.id, run.backfill_id, token, processed, ingested)
+        if await self._completions.complete(completion):
             log.info("run_completed", rows=processed)
             metrics.run_ended(backfill["kind"], "completed", rows=processed)
         else:
+            self._forget(run.id)
             log.warning("run_lease_lost", at="completion")
             metrics.run_ended(backfill["kind"], "lease_lost")
 
@@ -212,9 +307,15 @@ class Executor:
             clock.renewed()
 
     async def _work(
-        self, run: TransferRun, backfill: asyncpg.Record, token: UUID, clock: LeaseClock
+        self,
+        run: TransferRun,
+        backfill: asyncpg.Record,
+        token: UUID,
+        clock: LeaseClock,
+        target: Target | None = None,
     ) -> tuple[int, int]:
-        target = await self._repo.get_target(backfill["target_id"], None)
+        if target is None:
+            target = await self._repo.get_target(backfill["target_id"], None)
         if backfill["kind"] == "table":
             await self._table_run(run, backfill, target, token, clock)
             return 0, 0  # rows were rolled up with each checkpoint

@@ -5,7 +5,6 @@ grace period, then hands back what is left."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import uuid
@@ -15,6 +14,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
+from orchestrator import jsoncodec
 from orchestrator.context import Context
 from orchestrator.messaging.messages import RUN_DISPATCH
 from workers.commands import CommandConsumer, describe_validation
@@ -46,7 +46,7 @@ class Worker:
         self.worker_id = new_worker_id()
         self._consume = consume
         self.planner = Planner(s, ctx.repo, ctx.sources)
-        self.executor = Executor(s, ctx.repo, ctx.resources, self.worker_id)
+        self.executor = Executor(s, ctx.repo, ctx.resources, self.worker_id, take_more=True)
         self.commands = CommandConsumer(ctx.service, ctx.broker, self.planner)
         self.relay = OutboxRelay(
             ctx.pool,
@@ -66,7 +66,7 @@ class Worker:
 
     async def on_run_dispatch(self, message: AbstractIncomingMessage) -> None:
         try:
-            dispatch = RUN_DISPATCH.validate_python(json.loads(message.body))
+            dispatch = RUN_DISPATCH.validate_python(jsoncodec.loads(message.body))
         except (ValueError, ValidationError) as exc:
             reason = (
                 describe_validation(exc, "run.dispatch")
@@ -76,21 +76,29 @@ class Worker:
             await self.ctx.broker.dead_letter(message, reason)
             await message.ack()
             return
+        if self.executor.claimed_here(dispatch.run_id):
+            # This worker took the run itself, in the transaction that freed its slot.
+            await message.ack()
+            return
         # Holding the message until a slot is free keeps prefetch as the real backlog bound.
-        async with self.executor.slots:
-            if self._stop.is_set():
-                # Stopping: a message that waited for a slot must not start a run now.
-                await message.nack(requeue=True)
-                return
-            try:
-                claimed = await self.executor.claim(dispatch.run_id, dispatch.backfill_id)
-            except Exception:
-                log.exception("claim_failed", run_id=dispatch.run_id)
-                await message.nack(requeue=True)
-                return
-            await message.ack()  # the claim has committed; the message's work is done
-            if claimed is not None:
-                await self.executor.execute(*claimed)
+        reserved = await self.executor.free.take_some()
+        if self._stop.is_set():
+            # Stopping: a message that waited for a slot must not start a run now.
+            self.executor.free.give(reserved)
+            await message.nack(requeue=True)
+            return
+        try:
+            # One message wakes a batch: the named run and more of its backfill's.
+            claimed = await self.executor.claim_batch(
+                dispatch.run_id, dispatch.backfill_id, reserved
+            )
+        except Exception:
+            self.executor.free.give(reserved)
+            log.exception("claim_failed", run_id=dispatch.run_id)
+            await message.nack(requeue=True)
+            return
+        await message.ack()  # the claim has committed; the message's work is done
+        self.executor.start(claimed, reserved)
 
     async def run(self) -> None:
         s = self.ctx.settings
@@ -125,6 +133,7 @@ class Worker:
         try:
             await self._stop.wait()
         finally:
+            self.executor.drain()
             # Every step is bounded: a dependency that stopped answering must not keep the
             # process from exiting (leases and the reaper cover whatever is left).
             await _bounded(self.ctx.broker.stop_consuming(), 5, "stop_consuming")
@@ -139,4 +148,5 @@ class Worker:
 
     def stop(self) -> None:
         """Idempotent: asks run() to wind down."""
+        self.executor.drain()
         self._stop.set()

@@ -20,9 +20,18 @@ SERVER_CPU, LOAD_CPU = 0, 1
 
 async def wrk(url: str, token: str, seconds: int) -> float:
     proc = await asyncio.create_subprocess_exec(
-        "taskset", "-c", str(LOAD_CPU), "wrk", "-t1", "-c32", f"-d{seconds}s",
-        "-H", f"Authorization: Bearer {token}", url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "taskset",
+        "-c",
+        str(LOAD_CPU),
+        "wrk",
+        "-t1",
+        "-c32",
+        f"-d{seconds}s",
+        "-H",
+        f"Authorization: Bearer {token}",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out = (await proc.communicate())[0].decode()
     found = re.search(r"Requests/sec:\s*([\d.]+)", out)
@@ -33,8 +42,15 @@ async def wrk(url: str, token: str, seconds: int) -> float:
 
 async def steady(url: str, token: str, rate: int, seconds: int) -> dict[str, float]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.loadgen", url, str(rate), str(seconds), token,
-        str(LOAD_CPU), stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        url,
+        str(rate),
+        str(seconds),
+        token,
+        str(LOAD_CPU),
+        stdout=asyncio.subprocess.PIPE,
     )
     out = (await proc.communicate())[0].decode()
     return dict(json.loads(out))

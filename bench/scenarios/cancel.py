@@ -35,7 +35,9 @@ async def planned(conn: asyncpg.Connection, backfill: int, within: float) -> Non
     raise TimeoutError(f"backfill {backfill} not planned in {within}s")
 
 
-async def trial(s: Stack, conn: asyncpg.Connection, target: int, n: int, windows: int) -> tuple[float, int]:  # type: ignore[type-arg]
+async def trial(
+    s: Stack, conn: asyncpg.Connection, target: int, n: int, windows: int
+) -> tuple[float, int]:  # type: ignore[type-arg]
     start = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(minutes=(windows + 1) * n)
     backfill = await start_windows(s, target, start.isoformat(), windows)
     await planned(conn, backfill, within=600)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
+
+from orchestrator import jsoncodec
 
 if TYPE_CHECKING:
     Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
@@ -19,7 +20,9 @@ else:
 
 async def _init(conn: asyncpg.Connection[Any]) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            name, encoder=jsoncodec.dumps_str, decoder=jsoncodec.loads, schema="pg_catalog"
+        )
 
 
 async def _keep_session(conn: asyncpg.Connection[Any]) -> None:

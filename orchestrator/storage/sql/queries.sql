@@ -530,3 +530,152 @@ SELECT count(*) FROM backfills
 WHERE team_id = $1 AND deleted_at IS NULL
   AND ($2::bigint IS NULL OR target_id = $2)
   AND ($3::text IS NULL OR kind = $3);
+
+-- Batches: claims, completions and dispatch paid per batch of runs, not per run. Every one
+-- of these runs under the backfill's row lock, like the single-run statements above, so a
+-- claim still either commits before a cancel or sees it.
+
+-- name: lock_backfills
+-- Several backfills locked in one statement, in id order: two transactions locking
+-- overlapping sets take their locks in the same order and cannot deadlock.
+SELECT * FROM backfills WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE;
+
+-- name: claim_queued_runs
+-- Up to $3 queued runs of the backfill, oldest first, or with $2 <> 0 only that run (the
+-- one a dispatch message named), each with a lease token of its own. Caller holds the
+-- backfill lock and checked its state.
+UPDATE transfer_runs t SET
+    state = 'running',
+    attempt = t.attempt + 1,
+    lease_token = gen_random_uuid(),
+    lease_expires_at = now() + make_interval(secs => $4),
+    worker_id = $5,
+    started_at = coalesce(t.started_at, clock_timestamp()),
+    error = NULL,
+    updated_at = now()
+FROM (SELECT id FROM transfer_runs
+      WHERE backfill_id = $1 AND state = 'queued' AND ($2 = 0 OR id = $2)
+      ORDER BY seq
+      LIMIT $3
+      FOR UPDATE SKIP LOCKED) picked
+WHERE t.id = picked.id
+RETURNING t.*;
+
+-- name: claim_pending_runs
+-- Pending runs straight to running for a worker with free slots, within what dispatch
+-- would queue now (max_active_runs less the active ones, and at most $6, the throttle's
+-- allowance): no dispatch message is needed for a run its worker takes itself.
+WITH active AS (
+    SELECT count(*) AS n FROM transfer_runs
+    WHERE backfill_id = $1 AND state IN ('queued', 'running')),
+picked AS (
+    SELECT id FROM transfer_runs
+    WHERE backfill_id = $1 AND state = 'pending' AND not_before <= now()
+    ORDER BY seq
+    LIMIT least($3, $6, greatest(0, $2 - (SELECT n FROM active)))
+    FOR UPDATE SKIP LOCKED)
+UPDATE transfer_runs t SET
+    state = 'running',
+    attempt = t.attempt + 1,
+    lease_token = gen_random_uuid(),
+    lease_expires_at = now() + make_interval(secs => $4),
+    worker_id = $5,
+    queued_at = now(),
+    started_at = coalesce(t.started_at, clock_timestamp()),
+    error = NULL,
+    updated_at = now()
+FROM picked
+WHERE t.id = picked.id
+RETURNING t.*;
+
+-- name: mark_backfill_started_once
+-- Writes the backfill's row only the first time one of its runs starts.
+UPDATE backfills SET
+    state = CASE WHEN state = 'scheduled' THEN 'running' ELSE state END,
+    started_at = coalesce(started_at, now()),
+    updated_at = now()
+WHERE id = $1 AND (state = 'scheduled' OR started_at IS NULL)
+RETURNING *;
+
+-- name: complete_runs
+-- Ends a batch of runs, each fenced by its own lease token; returns the ones that were
+-- still this worker's, with the rows they add.
+UPDATE transfer_runs t SET
+    state = 'completed',
+    rows_processed = t.rows_processed + v.processed,
+    rows_ingested = t.rows_ingested + v.ingested,
+    lease_token = NULL, lease_expires_at = NULL,
+    finished_at = now(), updated_at = now()
+FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::bigint[])
+     AS v(id, token, processed, ingested)
+WHERE t.id = v.id AND t.lease_token = v.token AND t.state = 'running'
+RETURNING t.id, v.processed, v.ingested;
+
+-- name: count_runs_completed
+-- The counters of a batch of completions, in one write of the backfill's row.
+UPDATE backfills SET
+    runs_completed = runs_completed + $2,
+    rows_processed_count = rows_processed_count + $3,
+    rows_ingested_count = rows_ingested_count + $4,
+    updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: queue_runs
+-- dispatch_runs without the messages: the caller writes them for the runs no worker took.
+WITH active AS (
+    SELECT count(*) AS n FROM transfer_runs
+    WHERE backfill_id = $1 AND state IN ('queued', 'running')),
+picked AS (
+    SELECT id FROM transfer_runs
+    WHERE backfill_id = $1 AND state = 'pending' AND not_before <= now()
+    ORDER BY seq
+    LIMIT least($3, greatest(0, $2 - (SELECT n FROM active)))
+    FOR UPDATE SKIP LOCKED)
+UPDATE transfer_runs t SET state = 'queued', queued_at = now(), updated_at = now()
+FROM picked WHERE t.id = picked.id
+RETURNING t.id;
+
+-- name: enqueue_dispatches
+INSERT INTO outbox (routing_key, payload)
+SELECT 'run.dispatch',
+       jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', $1::bigint)
+FROM unnest($2::bigint[]) AS id;
+
+-- name: cancel_runs
+-- A cancel in one statement: queued runs are cancelled at once, and so are pending ones
+-- when there are at most $2. More than that are only counted here (the backfill is
+-- cancelled, so none of them can be dispatched or claimed again) and marked by
+-- sweep_cancelled_runs after the cancel has answered. Returns how many runs it cancelled,
+-- counted or marked. Caller holds the backfill lock.
+WITH pending AS (
+    SELECT count(*) AS n FROM transfer_runs WHERE backfill_id = $1 AND state = 'pending'),
+cancelled AS (
+    UPDATE transfer_runs SET state = 'cancelled', finished_at = now(), updated_at = now()
+    WHERE backfill_id = $1
+      AND (state = 'queued' OR (state = 'pending' AND (SELECT n FROM pending) <= $2))
+    RETURNING 1)
+SELECT (SELECT count(*) FROM cancelled)
+     + CASE WHEN (SELECT n FROM pending) > $2 THEN (SELECT n FROM pending) ELSE 0 END;
+
+-- name: sweep_cancelled_runs
+-- The pending runs of cancelled backfills, already counted as cancelled by the cancel,
+-- marked cancelled a chunk at a time.
+WITH picked AS (
+    SELECT r.id FROM backfills b
+    JOIN transfer_runs r ON r.backfill_id = b.id AND r.state = 'pending'
+    WHERE b.state = 'cancelled'
+    LIMIT $1
+    FOR UPDATE OF r SKIP LOCKED)
+UPDATE transfer_runs t SET state = 'cancelled', finished_at = now(), updated_at = now()
+FROM picked WHERE t.id = picked.id
+RETURNING t.id;
+
+-- name: cancel_pending_run
+-- A run handed back to a cancelled backfill is cancelled alone (the backfill's other
+-- pending runs were counted by its cancel already).
+WITH cancelled AS (
+    UPDATE transfer_runs SET state = 'cancelled', finished_at = now(), updated_at = now()
+    WHERE id = $1 AND state = 'pending'
+    RETURNING 1)
+SELECT count(*) FROM cancelled;
