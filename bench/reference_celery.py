@@ -15,7 +15,7 @@ from bench.common import AMQP
 
 async def _wait_file(path: Path, proc: asyncio.subprocess.Process, within: float) -> None:
     deadline = time.monotonic() + within
-    while not path.exists():
+    while not await asyncio.to_thread(path.exists):
         if proc.returncode is not None:
             raise RuntimeError("celery worker exited")
         if time.monotonic() > deadline:

@@ -154,18 +154,22 @@ class Executor:
             self.free.give(1)
 
     async def _flush(self, completions: list[Completion]) -> set[int]:
-        want = 0
-        if self._take_more and not self._draining:
-            want = self.free.take(self.free.size)
+        # The slots of the runs ending here pass to the runs claimed in their place.
+        handed = 0
+        for c in completions:
+            if c.run_id in self._holding:
+                self._holding.discard(c.run_id)
+                handed += 1
+        want = handed if self._take_more and not self._draining else 0
         try:
             done, claimed = await self._retrying(
                 lambda: self._batches.complete_runs(completions, self._lease_claim(want)),
                 "complete_runs",
             )
         except BaseException:
-            self.free.give(want)
+            self.free.give(handed)
             raise
-        self.start(claimed, want)
+        self.start(claimed, handed)
         return done
 
     async def claim(self, run_id: int, backfill_id: int) -> tuple[ClaimedRun, UUID] | None:
@@ -227,8 +231,6 @@ class Executor:
             return
         finally:
             beat.cancel()
-        # The work is done: its slot can take the next run while the completion is written.
-        self._release_slot(run.id)
         completion = Completion(run.id, run.backfill_id, token, processed, ingested)
         if await self._completions.complete(completion):
             log.info("run_completed", rows=processed)

@@ -20,7 +20,7 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-async def planned(conn: asyncpg.Connection, backfill: int, within: float) -> None:  # type: ignore[type-arg]
+async def planned(conn: asyncpg.Connection, backfill: int, within: float) -> None:
     """Planning done and runs flowing (at least one started), so the cancel races claims."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -37,7 +37,7 @@ async def planned(conn: asyncpg.Connection, backfill: int, within: float) -> Non
 
 async def trial(
     s: Stack, conn: asyncpg.Connection, target: int, n: int, windows: int
-) -> tuple[float, int]:  # type: ignore[type-arg]
+) -> tuple[float, int]:
     start = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(minutes=(windows + 1) * n)
     backfill = await start_windows(s, target, start.isoformat(), windows)
     await planned(conn, backfill, within=600)

@@ -17,7 +17,7 @@ from orchestrator.domain.models import Target, TransferRun
 from orchestrator.domain.states import BACKFILL_DISPATCHABLE
 from orchestrator.storage.database import Conn, Pool
 from orchestrator.storage.queries import q
-from orchestrator.storage.repository import ClaimedRun, dispatch_limits, maybe_finish, one
+from orchestrator.storage.repository import ClaimedRun, dispatch_limits, maybe_finish
 
 
 @dataclass(frozen=True)
@@ -55,37 +55,68 @@ async def dispatch_claiming(
     if backfill["state"] not in BACKFILL_DISPATCHABLE:
         return []
     backfill_id = backfill["id"]
-    limit, allowed = await dispatch_limits(conn, backfill, capacity)
     want = claim.want if claim is not None else 0
     batch = backfill["kind"] != "table"
     claimed: list[asyncpg.Record] = []
     if claim is not None and claim.named and want > 0:
         claimed += await _claim_queued(conn, backfill_id, claim, claim.named, 1)
-    started = 0
-    if claim is not None and batch and want > len(claimed) and allowed > 0:
-        direct = await conn.fetch(
-            q("claim_pending_runs"),
+    direct = want - len(claimed) if claim is not None and batch else 0
+    if backfill["max_runs_per_minute"] is None:
+        limit = backfill["max_active_runs"]
+        if capacity is not None:
+            share = await conn.fetchval(q("share_of_capacity"), backfill_id, capacity)
+            limit = min(limit, share or limit)
+        # Claimed and queued in one statement: the common case costs one round trip.
+        claimed += await conn.fetch(
+            q("claim_and_queue_runs"),
             backfill_id,
             limit,
-            want - len(claimed),
-            claim.lease,
-            claim.worker_id,
-            allowed,
+            max(0, direct),
+            claim.lease if claim is not None else None,
+            claim.worker_id if claim is not None else None,
+            _UNTHROTTLED,
         )
-        claimed += direct
-        started = len(direct)
+    else:
+        claimed += await _throttled(conn, backfill, capacity, claim, direct)
     if claim is not None and batch and not claim.named and want > len(claimed):
         # Queued runs whose messages are still on their way: this worker has a slot now.
         claimed += await _claim_queued(conn, backfill_id, claim, 0, want - len(claimed))
+    if claimed and (backfill["started_at"] is None or backfill["state"] == "scheduled"):
+        await conn.fetchrow(q("mark_backfill_started_once"), backfill_id)
+    return claimed
+
+
+_UNTHROTTLED = 2**31 - 1
+
+
+async def _throttled(
+    conn: Conn, backfill: asyncpg.Record, capacity: int | None, claim: Claim | None, direct: int
+) -> list[asyncpg.Record]:
+    """dispatch_claiming's claims and queueing for a backfill with a runs-per-minute
+    throttle: apart, because the bucket is spent by how many runs started."""
+    backfill_id = backfill["id"]
+    limit, allowed = await dispatch_limits(conn, backfill, capacity)
+    claimed: list[asyncpg.Record] = []
+    if claim is not None and direct > 0 and allowed > 0:
+        claimed = list(
+            await conn.fetch(
+                q("claim_pending_runs"),
+                backfill_id,
+                limit,
+                direct,
+                claim.lease,
+                claim.worker_id,
+                allowed,
+            )
+        )
+    started = len(claimed)
     if allowed - started > 0:
         queued = await conn.fetch(q("queue_runs"), backfill_id, limit, allowed - started)
         if queued:
             await conn.execute(q("enqueue_dispatches"), backfill_id, [r["id"] for r in queued])
         started += len(queued)
-    if started and backfill["max_runs_per_minute"] is not None:
+    if started:
         await conn.execute(q("spend_run_tokens"), backfill_id, started)
-    if claimed:
-        await conn.fetchrow(q("mark_backfill_started_once"), backfill_id)
     return claimed
 
 
@@ -99,13 +130,9 @@ async def _claim_queued(
     )
 
 
-async def _claimed(
-    conn: Conn, backfill: asyncpg.Record, runs: list[asyncpg.Record]
+def _claimed(
+    backfill: asyncpg.Record, target: Target | None, runs: list[asyncpg.Record]
 ) -> list[ClaimedRun]:
-    if not runs:
-        return []
-    row = await conn.fetchrow(q("get_target_by_id"), backfill["target_id"], None)
-    target = Target.from_row(row) if row is not None else None
     return [ClaimedRun(TransferRun.from_row(r), backfill, target) for r in runs]
 
 
@@ -120,11 +147,12 @@ class Batches:
         """A dispatch message woke a worker with `claim.want` free slots: it takes the named
         run and as many more of the backfill's as it can, in one transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
-            backfill = await conn.fetchrow(q("lock_backfill"), backfill_id)
-            if backfill is None:
+            rows = await conn.fetch(q("lock_backfills_with_targets"), [backfill_id])
+            if not rows:
                 return []
+            backfill = rows[0]
             runs = await dispatch_claiming(conn, backfill, self.capacity, claim)
-            return await _claimed(conn, backfill, runs)
+            return _claimed(backfill, _target(backfill), runs)
 
     async def complete_runs(
         self, completions: list[Completion], claim: Claim | None
@@ -141,32 +169,33 @@ class Batches:
         claimed: list[ClaimedRun] = []
         want = claim.want if claim is not None else 0
         async with self.pool.acquire() as conn, conn.transaction():
-            for backfill in await conn.fetch(q("lock_backfills"), sorted(by_backfill)):
+            locked = await conn.fetch(q("lock_backfills_with_targets"), sorted(by_backfill))
+            for backfill in locked:
+                target = _target(backfill)
                 items = by_backfill[backfill["id"]]
-                ended = await conn.fetch(
-                    q("complete_runs"),
+                counted = await conn.fetchrow(
+                    q("complete_and_count_runs"),
+                    backfill["id"],
                     [c.run_id for c in items],
                     [c.token for c in items],
                     [c.processed for c in items],
                     [c.ingested for c in items],
                 )
-                if ended:
-                    done.update(r["id"] for r in ended)
-                    backfill = await one(
-                        conn,
-                        "count_runs_completed",
-                        backfill["id"],
-                        len(ended),
-                        sum(r["processed"] for r in ended),
-                        sum(r["ingested"] for r in ended),
-                    )
-                    backfill = await maybe_finish(conn, backfill)
+                ended = 0
+                if counted is not None:
+                    ended = len(counted["ended_ids"])
+                    done.update(counted["ended_ids"])
+                    backfill = await maybe_finish(conn, counted)
                 here = None
                 if claim is not None:
                     # Each backfill's ended runs are replaced one for one, so runs stay
                     # spread over the workers the way their messages first spread them.
-                    most = min(want - len(claimed), len(ended))
+                    most = min(want - len(claimed), ended)
                     here = Claim(most, claim.lease, claim.worker_id)
                 runs = await dispatch_claiming(conn, backfill, self.capacity, here)
-                claimed += await _claimed(conn, backfill, runs)
+                claimed += _claimed(backfill, target, runs)
         return done, claimed
+
+
+def _target(row: asyncpg.Record) -> Target:
+    return Target.from_row(row["target_row"])

@@ -679,3 +679,113 @@ WITH cancelled AS (
     WHERE id = $1 AND state = 'pending'
     RETURNING 1)
 SELECT count(*) FROM cancelled;
+
+-- name: lock_backfills_with_targets
+-- lock_backfills, with each backfill's target as it is now (`target_row`): what the runs
+-- claimed in this transaction will read their handler or sink from.
+SELECT b.*, to_jsonb(t) AS target_row
+FROM backfills b JOIN targets t ON t.id = b.target_id
+WHERE b.id = ANY($1::bigint[])
+ORDER BY b.id
+FOR UPDATE OF b;
+
+-- name: complete_and_count_runs
+-- complete_runs and the backfill's counters in one statement; the caller holds the
+-- backfill's lock, so the order of the two writes cannot deadlock. Returns the backfill's
+-- row with `ended_ids`, the runs that were still this worker's.
+WITH ended AS (
+    UPDATE transfer_runs t SET
+        state = 'completed',
+        rows_processed = t.rows_processed + v.processed,
+        rows_ingested = t.rows_ingested + v.ingested,
+        lease_token = NULL, lease_expires_at = NULL,
+        finished_at = now(), updated_at = now()
+    FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[])
+         AS v(id, token, processed, ingested)
+    WHERE t.id = v.id AND t.lease_token = v.token AND t.state = 'running'
+      AND t.backfill_id = $1
+    RETURNING t.id, v.processed, v.ingested),
+total AS (
+    SELECT count(*) AS n, coalesce(sum(processed), 0) AS processed,
+           coalesce(sum(ingested), 0) AS ingested, array_agg(id) AS ids
+    FROM ended),
+counted AS (
+    UPDATE backfills b SET
+        runs_completed = runs_completed + total.n,
+        rows_processed_count = rows_processed_count + total.processed,
+        rows_ingested_count = rows_ingested_count + total.ingested,
+        updated_at = now()
+    FROM total
+    WHERE b.id = $1 AND total.n > 0
+    RETURNING b.*)
+SELECT counted.*, (SELECT ids FROM total) AS ended_ids FROM counted;
+
+-- name: share_of_capacity
+-- fair_share and unqueue_excess in one statement: the backfill's share of the capacity
+-- ($2), and its latest queued runs beyond min(share, max_active_runs) given back.
+WITH share AS (
+    SELECT least(b.max_active_runs,
+                 greatest(1, floor($2::numeric * b.priority / sum(o.priority)))::integer) AS n
+    FROM backfills b
+    JOIN backfills o ON o.state IN ('scheduled', 'running')
+      AND (o.id = b.id OR EXISTS (
+          SELECT 1 FROM transfer_runs r
+          WHERE r.backfill_id = o.id AND r.state IN ('pending', 'queued', 'running')))
+    WHERE b.id = $1
+    GROUP BY b.priority, b.max_active_runs),
+active AS (
+    SELECT count(*) AS n FROM transfer_runs
+    WHERE backfill_id = $1 AND state IN ('queued', 'running')),
+extra AS (
+    SELECT id FROM transfer_runs
+    WHERE backfill_id = $1 AND state = 'queued'
+    ORDER BY seq DESC
+    LIMIT greatest(0, (SELECT n FROM active) - coalesce((SELECT n FROM share), 2147483647))
+    FOR UPDATE SKIP LOCKED),
+given_back AS (
+    UPDATE transfer_runs t SET state = 'pending', queued_at = NULL, updated_at = now()
+    FROM extra WHERE t.id = extra.id
+    RETURNING t.id)
+SELECT (SELECT n FROM share) AS share, (SELECT count(*) FROM given_back) AS given_back;
+
+-- name: claim_and_queue_runs
+-- Pending runs up to what the limits allow now (max_active_runs $2 less the active ones,
+-- and at most $6, the throttle's allowance), in seq order: the first $3 go straight to
+-- running for the calling worker, the rest are queued with a run.dispatch message each.
+-- Returns the claimed runs. (Throttled backfills take claim_pending_runs and queue_runs,
+-- which say how many runs started, for the token bucket.)
+WITH active AS (
+    SELECT count(*) AS n FROM transfer_runs
+    WHERE backfill_id = $1 AND state IN ('queued', 'running')),
+locked AS (
+    SELECT id, seq FROM transfer_runs
+    WHERE backfill_id = $1 AND state = 'pending' AND not_before <= now()
+    ORDER BY seq
+    LIMIT least($6, greatest(0, $2 - (SELECT n FROM active)))
+    FOR UPDATE SKIP LOCKED),
+numbered AS (
+    SELECT id, row_number() OVER (ORDER BY seq) AS n FROM locked),
+claimed AS (
+    UPDATE transfer_runs t SET
+        state = 'running',
+        attempt = t.attempt + 1,
+        lease_token = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => $4),
+        worker_id = $5,
+        queued_at = now(),
+        started_at = coalesce(t.started_at, clock_timestamp()),
+        error = NULL,
+        updated_at = now()
+    FROM numbered WHERE t.id = numbered.id AND numbered.n <= $3
+    RETURNING t.*),
+queued AS (
+    UPDATE transfer_runs t SET state = 'queued', queued_at = now(), updated_at = now()
+    FROM numbered WHERE t.id = numbered.id AND numbered.n > $3
+    RETURNING t.id),
+sent AS (
+    INSERT INTO outbox (routing_key, payload)
+    SELECT 'run.dispatch',
+           jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', $1::bigint)
+    FROM queued
+    RETURNING 1)
+SELECT * FROM claimed;
