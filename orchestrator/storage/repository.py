@@ -492,7 +492,8 @@ class Repository:
         return row
 
     async def _with_report(self, conn: Conn, row: asyncpg.Record) -> Backfill:
-        reports = await self._error_reports(conn, [row["id"]])
+        # runs_failed counts the failed runs: without one there is no report to read.
+        reports = await self._error_reports(conn, [row["id"]] if row["runs_failed"] else [])
         return Backfill.from_row(row, reports.get(row["id"]))
 
     async def _error_reports(self, conn: Conn, ids: Sequence[int]) -> dict[int, list[ErrorEntry]]:
