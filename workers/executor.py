@@ -160,7 +160,10 @@ class Executor:
             if c.run_id in self._holding:
                 self._holding.discard(c.run_id)
                 handed += 1
-        want = handed if self._take_more and not self._draining else 0
+        # Dispatch messages waiting for a slot go first: their runs were queued by the
+        # dispatch policy (fair share, priority), and a worker refilling its own slots
+        # would otherwise keep them waiting.
+        want = max(0, handed - self.free.waiting) if self._take_more and not self._draining else 0
         try:
             done, claimed = await self._retrying(
                 lambda: self._batches.complete_runs(completions, self._lease_claim(want)),
@@ -205,11 +208,13 @@ class Executor:
                 asyncio.shield(work), timeout=self._settings.run_timeout_seconds
             )
         except LeaseLost:
+            beat.cancel()
             self._forget(run.id)
             log.warning("run_lease_lost")
             metrics.run_ended(backfill["kind"], "lease_lost")
             return
         except asyncio.CancelledError:
+            beat.cancel()
             work.cancel()
             self._forget(run.id)
             if lost.is_set():
@@ -221,6 +226,7 @@ class Executor:
             await asyncio.shield(self._release(run, token))
             raise
         except Exception as exc:
+            beat.cancel()
             work.cancel()
             self._forget(run.id)
             if lost.is_set():
@@ -229,10 +235,14 @@ class Executor:
                 return
             await self._failed(run, backfill, token, exc)
             return
+        # The lease is kept alive until the completion is written too: a batch of
+        # completions may wait behind another, and must not find its runs reaped.
+        try:
+            completion = Completion(run.id, run.backfill_id, token, processed, ingested)
+            completed = await self._completions.complete(completion)
         finally:
             beat.cancel()
-        completion = Completion(run.id, run.backfill_id, token, processed, ingested)
-        if await self._completions.complete(completion):
+        if completed:
             log.info("run_completed", rows=processed)
             metrics.run_ended(backfill["kind"], "completed", rows=processed)
         else:
@@ -295,7 +305,8 @@ class Executor:
         work: asyncio.Task[Any],
         clock: LeaseClock,
     ) -> None:
-        while not work.done():
+        # Until cancelled: past the work, the lease must last until the completion is written.
+        while True:
             await asyncio.sleep(self._settings.heartbeat_seconds)
             try:
                 alive = await self._repo.heartbeat(run_id, token, self._settings.lease_seconds)

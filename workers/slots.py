@@ -10,6 +10,7 @@ class Slots:
         self.size = size
         self._free = size
         self._changed = asyncio.Event()
+        self.waiting = 0  # callers of take_some() waiting for a slot
 
     @property
     def free(self) -> int:
@@ -23,9 +24,13 @@ class Slots:
 
     async def take_some(self) -> int:
         """Waits until a slot is free, then takes every free one; returns how many."""
-        while self._free <= 0:
-            self._changed.clear()
-            await self._changed.wait()
+        self.waiting += 1
+        try:
+            while self._free <= 0:
+                self._changed.clear()
+                await self._changed.wait()
+        finally:
+            self.waiting -= 1
         return self.take(self._free)
 
     def give(self, n: int) -> None:

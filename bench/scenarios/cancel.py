@@ -60,7 +60,7 @@ async def trial(
     "p99 <= 300 ms over 20 trials; zero runs started after the cancel committed",
 )
 async def run(quick: bool) -> Measurement:
-    trials, windows = (3, 20_000) if quick else (20, 100_000)
+    trials, windows = (3, 5_000) if quick else (20, 100_000)
     async with scratch("cancel") as (dsn, prefix), stack(dsn, prefix, workers=1) as s:
         target = await noop_target(s, "cancel", 16)
         conn = await asyncpg.connect(dsn)

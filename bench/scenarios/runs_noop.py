@@ -27,7 +27,7 @@ def cpu_extra(meter: CpuMeter, runs: int) -> dict[str, float]:
     ">= 2 x Celery 5.5 (solo worker, RabbitMQ, results ignored), state durable in Postgres",
 )
 async def run(quick: bool) -> Measurement:
-    windows = 2_000 if quick else 20_000
+    windows = 1_000 if quick else 20_000
     async with scratch("runs") as (dsn, prefix), stack(dsn, prefix, combined=True) as s:
         target = await noop_target(s, "noop", 16)
         meter = CpuMeter(s.pids(), s.database, dsn.rsplit("/", 1)[0] + "/postgres")

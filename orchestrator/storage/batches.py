@@ -162,39 +162,79 @@ class Batches:
         dispatched again, and the worker takes up to `claim.want` runs for the slots the
         batch freed. Returns the ids of the runs that were still this worker's (the others'
         leases were lost) and the runs claimed."""
-        by_backfill: dict[int, list[Completion]] = {}
-        for c in completions:
-            by_backfill.setdefault(c.backfill_id, []).append(c)
+        ids = sorted({c.backfill_id for c in completions})
         done: set[int] = set()
         claimed: list[ClaimedRun] = []
         want = claim.want if claim is not None else 0
         async with self.pool.acquire() as conn, conn.transaction():
-            locked = await conn.fetch(q("lock_backfills_with_targets"), sorted(by_backfill))
-            for backfill in locked:
-                target = _target(backfill)
-                items = by_backfill[backfill["id"]]
-                counted = await conn.fetchrow(
-                    q("complete_and_count_runs"),
-                    backfill["id"],
-                    [c.run_id for c in items],
-                    [c.token for c in items],
-                    [c.processed for c in items],
-                    [c.ingested for c in items],
-                )
-                ended = 0
-                if counted is not None:
-                    ended = len(counted["ended_ids"])
-                    done.update(counted["ended_ids"])
-                    backfill = await maybe_finish(conn, counted)
-                here = None
-                if claim is not None:
-                    # Each backfill's ended runs are replaced one for one, so runs stay
-                    # spread over the workers the way their messages first spread them.
-                    most = min(want - len(claimed), ended)
-                    here = Claim(most, claim.lease, claim.worker_id)
-                runs = await dispatch_claiming(conn, backfill, self.capacity, here)
-                claimed += _claimed(backfill, target, runs)
+            locked = await conn.fetch(q("lock_backfills_with_targets"), ids)
+            targets = {b["id"]: _target(b) for b in locked}
+            current: dict[int, asyncpg.Record] = {b["id"]: b for b in locked}
+            ended: dict[int, int] = {}
+            counted = await conn.fetch(
+                q("complete_and_count_many"),
+                [c.run_id for c in completions],
+                [c.token for c in completions],
+                [c.processed for c in completions],
+                [c.ingested for c in completions],
+            )
+            for row in counted:
+                done.update(row["ended_ids"])
+                ended[row["id"]] = len(row["ended_ids"])
+                current[row["id"]] = await maybe_finish(conn, row)
+            # Each backfill's ended runs are replaced one for one, so runs stay spread over
+            # the workers the way their messages first spread them.
+            wants: dict[int, int] = {}
+            for backfill_id in ids:
+                wants[backfill_id] = min(want - sum(wants.values()), ended.get(backfill_id, 0))
+            runs = await self._dispatch_all(conn, list(current.values()), wants, claim)
+            for backfill_id, rows in runs.items():
+                claimed += _claimed(current[backfill_id], targets[backfill_id], rows)
         return done, claimed
+
+    async def _dispatch_all(
+        self,
+        conn: Conn,
+        backfills: list[asyncpg.Record],
+        wants: dict[int, int],
+        claim: Claim | None,
+    ) -> dict[int, list[asyncpg.Record]]:
+        """dispatch_claiming for each of the backfills, with the unthrottled ones (all but
+        a few, usually) done together in two statements."""
+        out: dict[int, list[asyncpg.Record]] = {}
+        together = []
+        for b in backfills:
+            if b["state"] not in BACKFILL_DISPATCHABLE:
+                continue
+            here = None if claim is None else Claim(wants[b["id"]], claim.lease, claim.worker_id)
+            if b["max_runs_per_minute"] is None:
+                together.append(b)
+            else:
+                out[b["id"]] = await dispatch_claiming(conn, b, self.capacity, here)
+        if not together:
+            return out
+        ids = [b["id"] for b in together]
+        limits = {b["id"]: b["max_active_runs"] for b in together}
+        if self.capacity is not None:
+            for backfill_id, share in await conn.fetch(q("shares_of_capacity"), ids, self.capacity):
+                limits[backfill_id] = min(limits[backfill_id], share or limits[backfill_id])
+        takes = [
+            wants[b["id"]] if claim is not None and b["kind"] != "table" else 0 for b in together
+        ]
+        rows = await conn.fetch(
+            q("claim_and_queue_many"),
+            ids,
+            [limits[i] for i in ids],
+            takes,
+            claim.lease if claim is not None else None,
+            claim.worker_id if claim is not None else None,
+        )
+        for r in rows:
+            out.setdefault(r["backfill_id"], []).append(r)
+        for b in together:
+            if b["id"] in out and (b["started_at"] is None or b["state"] == "scheduled"):
+                await conn.fetchrow(q("mark_backfill_started_once"), b["id"])
+        return out
 
 
 def _target(row: asyncpg.Record) -> Target:

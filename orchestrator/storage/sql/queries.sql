@@ -789,3 +789,118 @@ sent AS (
     FROM queued
     RETURNING 1)
 SELECT * FROM claimed;
+
+-- The same for every backfill of a batch at once: one round trip whatever their number.
+
+-- name: complete_and_count_many
+-- complete_and_count_runs for the runs of several backfills (their locks held). Returns
+-- each backfill whose runs ended, with `ended_ids`.
+WITH ended AS (
+    UPDATE transfer_runs t SET
+        state = 'completed',
+        rows_processed = t.rows_processed + v.processed,
+        rows_ingested = t.rows_ingested + v.ingested,
+        lease_token = NULL, lease_expires_at = NULL,
+        finished_at = now(), updated_at = now()
+    FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::bigint[])
+         AS v(id, token, processed, ingested)
+    WHERE t.id = v.id AND t.lease_token = v.token AND t.state = 'running'
+    RETURNING t.id, t.backfill_id, v.processed, v.ingested),
+total AS (
+    SELECT backfill_id, count(*) AS n, sum(processed) AS processed,
+           sum(ingested) AS ingested, array_agg(id) AS ids
+    FROM ended GROUP BY backfill_id),
+counted AS (
+    UPDATE backfills b SET
+        runs_completed = runs_completed + total.n,
+        rows_processed_count = rows_processed_count + total.processed,
+        rows_ingested_count = rows_ingested_count + total.ingested,
+        updated_at = now()
+    FROM total
+    WHERE b.id = total.backfill_id
+    RETURNING b.*, total.ids AS ended_ids)
+SELECT * FROM counted;
+
+-- name: shares_of_capacity
+-- share_of_capacity for several backfills (their locks held): (id, share) of each, and
+-- the queued runs of each beyond its share given back.
+WITH working AS (
+    SELECT coalesce(sum(o.priority), 0) AS priorities FROM backfills o
+    WHERE o.state IN ('scheduled', 'running')
+      AND EXISTS (SELECT 1 FROM transfer_runs r
+                  WHERE r.backfill_id = o.id AND r.state IN ('pending', 'queued', 'running'))),
+share AS (
+    SELECT b.id, least(b.max_active_runs, greatest(1, floor(
+               $2::numeric * b.priority / greatest(1, w.priorities + CASE
+                   WHEN EXISTS (SELECT 1 FROM transfer_runs r
+                                WHERE r.backfill_id = b.id
+                                  AND r.state IN ('pending', 'queued', 'running'))
+                   THEN 0 ELSE b.priority END)))::integer) AS n
+    FROM backfills b CROSS JOIN working w
+    WHERE b.id = ANY($1::bigint[])),
+active AS (
+    SELECT backfill_id, count(*) AS n FROM transfer_runs
+    WHERE backfill_id = ANY($1::bigint[]) AND state IN ('queued', 'running')
+    GROUP BY backfill_id),
+ranked AS (
+    SELECT id, backfill_id, row_number() OVER (PARTITION BY backfill_id ORDER BY seq DESC) AS k
+    FROM transfer_runs
+    WHERE backfill_id = ANY($1::bigint[]) AND state = 'queued'),
+extra AS (
+    SELECT ranked.id FROM ranked
+    JOIN active ON active.backfill_id = ranked.backfill_id
+    JOIN share ON share.id = ranked.backfill_id
+    WHERE ranked.k <= active.n - share.n),
+given_back AS (
+    UPDATE transfer_runs t SET state = 'pending', queued_at = NULL, updated_at = now()
+    FROM extra WHERE t.id = extra.id AND t.state = 'queued'
+    RETURNING t.id)
+SELECT id, n FROM share;
+
+-- name: claim_and_queue_many
+-- claim_and_queue_runs for several unthrottled backfills (their locks held): for each
+-- ($1 ids, $2 limits, $3 how many this worker takes), pending runs up to its limit in seq
+-- order, the first `want` straight to running, the rest queued with a message each.
+WITH req AS (
+    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::integer[]) AS r(backfill_id, lim, want)),
+active AS (
+    SELECT backfill_id, count(*) AS n FROM transfer_runs
+    WHERE backfill_id = ANY($1::bigint[]) AND state IN ('queued', 'running')
+    GROUP BY backfill_id),
+locked AS (
+    SELECT p.id, p.seq, req.backfill_id, req.want
+    FROM req
+    LEFT JOIN active ON active.backfill_id = req.backfill_id
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.seq FROM transfer_runs t
+        WHERE t.backfill_id = req.backfill_id AND t.state = 'pending' AND t.not_before <= now()
+        ORDER BY t.seq
+        LIMIT greatest(0, req.lim - coalesce(active.n, 0))
+        FOR UPDATE SKIP LOCKED) p),
+numbered AS (
+    SELECT id, backfill_id, want, row_number() OVER (PARTITION BY backfill_id ORDER BY seq) AS n
+    FROM locked),
+claimed AS (
+    UPDATE transfer_runs t SET
+        state = 'running',
+        attempt = t.attempt + 1,
+        lease_token = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => $4),
+        worker_id = $5,
+        queued_at = now(),
+        started_at = coalesce(t.started_at, clock_timestamp()),
+        error = NULL,
+        updated_at = now()
+    FROM numbered WHERE t.id = numbered.id AND numbered.n <= numbered.want
+    RETURNING t.*),
+queued AS (
+    UPDATE transfer_runs t SET state = 'queued', queued_at = now(), updated_at = now()
+    FROM numbered WHERE t.id = numbered.id AND numbered.n > numbered.want
+    RETURNING t.id, t.backfill_id),
+sent AS (
+    INSERT INTO outbox (routing_key, payload)
+    SELECT 'run.dispatch',
+           jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', backfill_id)
+    FROM queued
+    RETURNING 1)
+SELECT * FROM claimed;
