@@ -31,8 +31,8 @@ ENV BACKFILL_HTTP_HOST=0.0.0.0 \
     BACKFILL_HTTP_PORT=8080
 EXPOSE 8080
 
-# Probes the API. Containers that run only workers or migrations should
-# disable it (compose.yaml does).
+# Probes the API. Containers that run only workers should probe /ops/health on
+# BACKFILL_METRICS_PORT instead, and migrations disable it (compose.yaml does both).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('BACKFILL_HTTP_PORT', '8080') + '/ops/health', timeout=4).close()"]
 

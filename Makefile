@@ -54,8 +54,12 @@ migrate: install services ## Create the database if missing and apply migrations
 run: install services ## Run API and workers in one process (migrates on start)
 	$(BIN)/backfill up
 
-test: install services ## Run the tests (extra pytest arguments: PYTEST_ARGS=...)
+test: install services tools ## Run the tests (extra pytest arguments: PYTEST_ARGS=...)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: tools
+tools: ## Make sure promtool is installed (Debian's prometheus package), for the alert rules' test
+	@bash scripts/ensure-promtool.sh
 
 lint: install ## ruff check and ruff format --check
 	$(BIN)/ruff check .

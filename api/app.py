@@ -10,15 +10,18 @@ from api import (
     routes_keys,
     routes_metrics,
     routes_ops,
+    routes_sources,
     routes_targets,
 )
 from api.access_log import access_log_middleware
 from api.auth import auth_middleware
 from api.compat import mage, sequin, supermetrics
+from api.cors import cors_middleware
 from api.errors import error_middleware
 from api.keys import ACCESS_KEY, PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
 from api.metrics_middleware import metrics_middleware
 from api.probes import OpsProbes
+from api.rate_headers import rate_limit_headers_middleware
 from api.request_id import request_id_middleware
 from orchestrator.access import AccessService
 from orchestrator.service import BackfillService
@@ -41,6 +44,11 @@ def create_app(
             metrics_middleware,
             request_id_middleware,
             access_log_middleware,
+            # Preflights answered before auth (they carry no key); the origin header goes on
+            # every answer, errors included.
+            cors_middleware,
+            # Outside the error middleware, so error answers get the rate-limit headers too.
+            rate_limit_headers_middleware,
             error_middleware,
             auth_middleware,
         ],
@@ -53,6 +61,7 @@ def create_app(
     app.add_routes(routes_targets.routes)
     app.add_routes(routes_backfills.routes)
     app.add_routes(routes_keys.routes)
+    app.add_routes(routes_sources.routes)
     app.add_routes(routes_ops.routes)
     app.add_routes(routes_docs.routes)
     app.add_routes(routes_metrics.routes)

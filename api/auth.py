@@ -12,7 +12,9 @@ from aiohttp.typedefs import Handler
 
 from api.compat.paths import Dialect, dialect_of, is_compat
 from api.keys import ACCESS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from api.rate_headers import note_rate_limit
 from orchestrator.domain.keys import Principal, Scope
+from orchestrator.errors import Unauthorized
 
 _OPEN = ("/ops/health", "/openapi.json", "/docs")
 _OPS = ("/ops/", "/metrics")
@@ -34,6 +36,13 @@ def presented_key(request: web.Request) -> str | None:
     if token is None and dialect_of(request.path) is Dialect.MAGE:
         token = request.headers.get("X-API-KEY", "").strip() or None
     return token
+
+
+def missing_key_detail(request: web.Request) -> str:
+    """What to send, in the words of the header the request's API takes the key in."""
+    if dialect_of(request.path) is Dialect.MAGE:
+        return "missing API key: send 'X-API-KEY: <key>' (or 'Authorization: Bearer <key>')"
+    return "missing bearer token: send 'Authorization: Bearer <key>'"
 
 
 def needs_key(request: web.Request) -> bool:
@@ -58,15 +67,19 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # their systems do (Mage: 204 with its CORS headers), and it reads nothing.
         return await handler(request)
     access = request.app[ACCESS_KEY]
-    principal = await access.authenticate(presented_key(request))
-    access.require(principal, scope_for(request))
+    token = presented_key(request)
+    if token is None:
+        raise Unauthorized(missing_key_detail(request))
+    principal = await access.authenticate(token)
+    # Counted before the scope check: a known key's refused requests use its budget too,
+    # and their answers carry the figures like any other.
     limit, remaining = await access.count_request(principal)
-    request[PRINCIPAL_KEY] = principal
-    response = await handler(request)
     if limit:
-        response.headers["X-RateLimit-Limit"] = str(limit)
-        response.headers["X-RateLimit-Remaining"] = str(remaining)
-    return response
+        # Set on the answer by rate_limit_headers_middleware, errors included.
+        note_rate_limit(request, limit, remaining)
+    access.require(principal, scope_for(request))
+    request[PRINCIPAL_KEY] = principal
+    return await handler(request)
 
 
 def principal_of(request: web.Request) -> Principal:

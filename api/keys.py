@@ -18,3 +18,5 @@ PROBES_KEY = web.AppKey[OpsProbes]("probes")
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+# (limit, remaining) of the key's rate limit, once the request has been counted.
+RATE_LIMIT_KEY = web.RequestKey[tuple[int, int]]("rate_limit")

@@ -30,6 +30,7 @@ from api.problem_schema import Problem
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.request_id import HEADER as REQUEST_ID_HEADER
 from api.routes_keys import CreatedKey, KeyCreate, KeyList
+from api.routes_sources import SourceGrantList
 from api.schemas import BackfillOut, DryRunOut, PageOut, RunOut, TargetOut
 from orchestrator.domain.specs import BackfillPatch, BackfillSpec, Name, TargetPatch, TargetSpec
 from orchestrator.domain.states import BackfillState, RunState
@@ -328,7 +329,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             problems=(404, 409, 422),
             params=(BACKFILL_REF,),
             description="Refused (422, with the valid actions) when the backfill's state "
-            "does not allow it.",
+            "does not allow it. A backfill already in the state the action leads to (cancel "
+            "on cancelled, pause on paused, resume on created, scheduled or running) is "
+            "answered 200 as it is, unchanged, so the request is safe to retry.",
         )
         for action in ("cancel", "pause", "resume")
     ),
@@ -405,6 +408,22 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         params=(KEY_PREFIX,),
         description=_ADMIN,
     ),
+    Endpoint(
+        "GET",
+        "/v1/sources",
+        "listSources",
+        "List the sources granted to the team",
+        "sources",
+        {
+            200: Reply(
+                "What an operator granted the caller's team on each source: tables it may "
+                "read and write (patterns), whether the sql handler may run there, and its "
+                "statement timeout. Never a connection string.",
+                SourceGrantList,
+            )
+        },
+        description=_ADMIN,
+    ),
     # ops
     Endpoint(
         "GET",
@@ -474,6 +493,10 @@ TAGS = (
         "description": "Start, watch, pause, resume, cancel and retry backfills.",
     },
     {"name": "keys", "description": "The team's API keys (admin scope)."},
+    {
+        "name": "sources",
+        "description": "What an operator granted the team on each source (admin scope).",
+    },
     {"name": "ops", "description": "Probes, an overview and metrics for operators."},
     {"name": "docs", "description": "This document."},
 )
@@ -594,12 +617,14 @@ def _operation(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
     statuses = {*endpoint.problems, 500, *(_ACCESS_PROBLEMS if keyed else ())}
     for status in sorted(statuses):
         description, extra_headers = PROBLEMS[status]
+        problem_headers = {REQUEST_ID_HEADER: _header_ref(REQUEST_ID_HEADER)}
+        if keyed and status != 401:
+            # Any answer to a counted request carries the figures; a 401 had no key to count.
+            problem_headers |= {name: _header_ref(name, required=False) for name in _RATE_HEADERS}
+        problem_headers |= {name: _header_ref(name) for name in extra_headers}
         responses[str(status)] = {
             "description": description,
-            "headers": {
-                REQUEST_ID_HEADER: _header_ref(REQUEST_ID_HEADER),
-                **{name: _header_ref(name) for name in extra_headers},
-            },
+            "headers": problem_headers,
             "content": {PROBLEM_CONTENT_TYPE: {"schema": problem_schema}},
         }
 

@@ -23,6 +23,9 @@ class HealthOut(_Out):
 class ReadinessOut(_Out):
     status: Literal["ready", "unavailable"]
     checks: dict[str, bool]
+    # Per source as last vetted: ok, unsafe (role checks skipped by the operator), refused,
+    # unreachable. Never a readiness condition.
+    sources: dict[str, Literal["ok", "unsafe", "refused", "unreachable"]] | None = None
 
 
 class PendingRunOut(_Out):

@@ -18,3 +18,8 @@ class OpsProbes(Protocol):
     async def queue_depths(self) -> dict[str, int]:
         """Messages waiting per queue name."""
         ...
+
+    async def queue_stats(self) -> list[tuple[str, str, int, int]]:
+        """(role, queue name, messages waiting, consumers) per queue; role is commands, runs
+        or dead."""
+        ...

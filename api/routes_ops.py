@@ -37,9 +37,14 @@ async def ready(request: web.Request) -> web.Response:
     except Exception:
         log.warning("readiness_probe_failed", exc_info=True)
         checks = {"readiness": False}
+    body: dict[str, Any] = {"checks": checks}
+    # Sources as last vetted; an `unsafe` one (role checks skipped) is always worth seeing.
+    source_states = getattr(request.app[PROBES_KEY], "source_states", None)
+    if source_states is not None:
+        body["sources"] = source_states()
     if all(checks.values()):
-        return json_response({"status": "ready", "checks": checks})
-    return json_response({"status": "unavailable", "checks": checks}, status=503)
+        return json_response({"status": "ready", **body})
+    return json_response({"status": "unavailable", **body}, status=503)
 
 
 @routes.get("/ops/overview")

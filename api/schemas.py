@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from api.render import iso_datetime
 from orchestrator.domain.models import (
@@ -139,8 +139,19 @@ class BackfillOut(_Out):
     rows_initial_count: int | None
     rows_processed_count: int
     rows_ingested_count: int
-    runs_total: int
-    runs_created: int
+    runs_total: int = Field(
+        description="The runs the backfill has or will have. While planning: a date range's "
+        "planned windows, a table's runs made so far. Once planning is done, or stopped by a "
+        "cancel, exactly the runs that exist (`runs_created`)."
+    )
+    runs_created: int = Field(description="The runs that exist: made by the planner so far.")
+    runs_planned: int | None = Field(
+        description="The runs its plan makes: a date range's windows from creation, a "
+        "table's (or a filtered date range's) once planning is done; null until known. A "
+        "cancel during planning leaves it as planned, while `runs_total` drops to the runs "
+        "that exist."
+    )
+    planning_done: bool = Field(description="Whether the planner has made every run.")
     runs_completed: int
     runs_failed: int
     runs_cancelled: int
@@ -185,6 +196,8 @@ class BackfillOut(_Out):
             rows_ingested_count=backfill.rows_ingested_count,
             runs_total=backfill.runs_total,
             runs_created=backfill.runs_created,
+            runs_planned=backfill.runs_planned,
+            planning_done=backfill.planning_done,
             runs_completed=backfill.runs_completed,
             runs_failed=backfill.runs_failed,
             runs_cancelled=backfill.runs_cancelled,

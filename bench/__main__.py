@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import scratch
+from bench.common import main_source, scratch
 from orchestrator.context import open_context
 from orchestrator.domain.models import HandlerSpec, SinkSpec
 from orchestrator.domain.specs import BackfillSpec, DateRangeTargetSpec, TableTargetSpec
@@ -65,6 +65,7 @@ async def measure(args: argparse.Namespace, dsn: str, prefix: str) -> None:
         print(f"setup: {args.rows} source rows in {time.monotonic() - t0:.1f}s")
         settings = Settings(
             database_url=dsn,
+            sources=main_source(dsn),
             amqp_prefix=prefix,
             worker_concurrency=args.concurrency,
             dispatch_sweep_seconds=0.5,

@@ -15,6 +15,12 @@ ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+def main_source(dsn: str) -> dict[str, dict[str, object]]:
+    """The scratch database as the source `main`. Through the superuser that made it, so
+    marked unsafe: a throwaway database that only the benchmark touches."""
+    return {"main": {"dsn": dsn, "unsafe": True}}
+
+
 @asynccontextmanager
 async def scratch(kind: str) -> AsyncIterator[tuple[str, str]]:
     """Yields (database DSN, amqp prefix); drops both afterwards."""
@@ -27,6 +33,11 @@ async def scratch(kind: str) -> AsyncIterator[tuple[str, str]]:
         conn = await asyncpg.connect(dsn)
         try:
             await migrate(conn)
+            # Team 1 may use the source `main` (main_source) as the benchmarks do.
+            await conn.execute(
+                "INSERT INTO source_grants (team_id, source, read_tables, write_tables,"
+                " sql_handler) VALUES (1, 'main', '{public.*}', '{public.*}', true)"
+            )
         finally:
             await conn.close()
         yield dsn, prefix

@@ -59,10 +59,13 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
     from workers.process import Worker
 
     await run_migrations(settings)
+    settings = await _with_demo_source(settings)
     stop = asyncio.Event()
     _install_signals(stop)
     async with open_context(settings) as ctx:
-        worker = Worker(ctx, consume=consume)
+        # Every source's role is vetted now, so a bad one is in the log before anyone uses it.
+        await ctx.sources.check_all()
+        worker = Worker(ctx, consume=consume, serve_ops=not api)
         worker_task = asyncio.create_task(worker.run(), name="worker")
         runner: web.AppRunner | None = None
         if api:
@@ -77,13 +80,84 @@ async def serve(settings: Settings, *, api: bool, consume: bool) -> None:
             log.info("api_listening", host=settings.http_host, port=settings.http_port)
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({stopped, worker_task}, return_when=asyncio.FIRST_COMPLETED)
-        if worker_task in done and worker_task.exception() is not None:
-            log.error("worker_crashed", error=repr(worker_task.exception()))
+        crashed = worker_task.exception() if worker_task in done else None
+        if crashed is not None:
+            log.error("worker_crashed", error=repr(crashed))
         worker.stop()
         if runner is not None:
             await runner.cleanup()
         await asyncio.gather(worker_task, return_exceptions=True)
         stopped.cancel()
+        if crashed is not None:
+            raise crashed  # a supervisor must see a failure (exit status 1), not a clean stop
+
+
+async def _with_demo_source(settings: Settings, *, make: bool = True) -> Settings:
+    """The settings with the `demo` source, made on first start when `make`."""
+    from orchestrator.sources.demo import ensure_demo_source, stored_demo_source
+    from orchestrator.storage.migrate import SCHEMA
+
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": SCHEMA}
+    )
+    try:
+        if make:
+            return await ensure_demo_source(settings, conn)
+        return await stored_demo_source(settings, conn)
+    finally:
+        await conn.close()
+
+
+async def _sources_command(settings: Settings, args: argparse.Namespace) -> None:
+    from orchestrator import cli_sources
+    from orchestrator.storage.database import open_pool
+    from orchestrator.storage.grants import GrantRepository
+
+    await run_migrations(settings)
+    settings = await _with_demo_source(settings, make=False)
+    pool = await open_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    try:
+        repo = GrantRepository(pool)
+        if args.sources_command == "list":
+            await cli_sources.list_sources(settings, repo, team=args.team)
+        elif args.sources_command == "grant":
+            await cli_sources.grant_source(
+                settings,
+                repo,
+                source=args.source,
+                team=args.team,
+                read=args.read,
+                write=args.write,
+                sql=args.sql,
+                statement_timeout_seconds=args.statement_timeout,
+            )
+        else:
+            await cli_sources.revoke_source(repo, source=args.source, team=args.team)
+    finally:
+        await pool.close()
+
+
+def _add_sources_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sources = sub.add_parser("sources", help="grant sources to teams").add_subparsers(
+        dest="sources_command", required=True
+    )
+    sources.add_parser("list", help="configured sources and grants").add_argument(
+        "--team", type=int
+    )
+    grant = sources.add_parser("grant", help="grant a source to a team (replaces its grant)")
+    grant.add_argument("source")
+    grant.add_argument("--team", type=int, required=True)
+    grant.add_argument(
+        "--read", action="append", default=[], help="schema.table or schema.* (repeatable)"
+    )
+    grant.add_argument(
+        "--write", action="append", default=[], help="schema.table or schema.* (repeatable)"
+    )
+    grant.add_argument("--sql", action="store_true", help="the sql handler may run there")
+    grant.add_argument("--statement-timeout", type=float, help="seconds (default 60)")
+    revoke = sources.add_parser("revoke", help="revoke a team's grant on a source")
+    revoke.add_argument("source")
+    revoke.add_argument("--team", type=int, required=True)
 
 
 async def _bootstrap(access: AccessService) -> None:
@@ -175,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     teams.add_parser("create", help="create a team").add_argument("name")
     teams.add_parser("list", help="list teams")
+    _add_sources_parser(sub)
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -191,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(_with_access(settings, _keys_command(args)))
         elif args.command == "teams":
             asyncio.run(_with_access(settings, _teams_command(args)))
+        elif args.command == "sources":
+            asyncio.run(_sources_command(settings, args))
         else:
             eventloop.run(serve(settings, api=False, consume=True))
     except OrchestratorError as exc:

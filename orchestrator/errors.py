@@ -114,3 +114,22 @@ class RateLimited(OrchestratorError):
         super().__init__(detail, extra={"limit": limit, "retry_after": retry_after})
         self.limit = limit
         self.retry_after = retry_after
+
+
+class NotGranted(Forbidden):
+    """A source, table or statement outside what an operator granted the team. The same
+    words whether or not the source or table exists, so a refusal reveals neither."""
+
+    code = "not_granted"
+    title = "Not granted"
+    retryable = False  # a run refused for it is refused again until an operator grants it
+
+
+class SourceRefused(OrchestratorError):
+    """A source whose database role breaks the least-privilege rules (docs/security.md) and
+    is not marked unsafe. The reasons go to the operator's log, not to API users."""
+
+    code = "source_refused"
+    status = 503
+    title = "Source refused"
+    retryable = False

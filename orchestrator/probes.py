@@ -27,6 +27,16 @@ class ContextProbes:
             checks["consumers"] = await self._ctx.broker.consumers_attached()
         return checks
 
+    def source_states(self) -> dict[str, str]:
+        """Per source as last vetted: ok, unsafe (role checks skipped by the operator),
+        refused or unreachable. Not a readiness condition: one team's bad source must not
+        take the service away from every team."""
+        return dict(self._ctx.sources.states)
+
     async def queue_depths(self) -> dict[str, int]:
         async with asyncio.timeout(2):
             return await self._ctx.broker.queue_depths()
+
+    async def queue_stats(self) -> list[tuple[str, str, int, int]]:
+        async with asyncio.timeout(2):
+            return await self._ctx.broker.queue_stats()

@@ -7,6 +7,7 @@ rules of their own."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 
+from orchestrator import metrics
 from orchestrator.domain.models import (
     Backfill,
     HandlerSpec,
@@ -39,7 +41,15 @@ from orchestrator.domain.specs import (
 )
 from orchestrator.domain.states import BackfillState, RunState, valid_actions
 from orchestrator.domain.windows import WindowPlan, window_plan
-from orchestrator.errors import InvalidTransition, NotFound, SourceError, ValidationFailed
+from orchestrator.errors import (
+    InvalidTransition,
+    NotFound,
+    OrchestratorError,
+    SourceError,
+    ValidationFailed,
+)
+from orchestrator.grants.checks import GrantChecker, handler_needs, sink_needs, table_needs
+from orchestrator.grants.scope import using
 from orchestrator.handlers.registry import handler_type
 from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources
@@ -52,6 +62,7 @@ from orchestrator.sources.tables import (
     estimate_rows,
     table_sql,
 )
+from orchestrator.storage.grants import GrantRepository
 from orchestrator.storage.repository import REPLANNABLE, Repository
 
 T = TypeVar("T")
@@ -168,42 +179,68 @@ class BackfillService:
         self.settings = settings
         self.repo = repo
         self.sources = sources
-        self.resources = Resources(settings=settings, sources=sources)
+        self.grants = GrantChecker(GrantRepository(repo.pool))
+        self.resources = Resources(settings=settings, sources=sources, grants=self.grants)
 
     # ---------------------------------------------------------------- targets
 
-    async def _check_sink(self, sink: SinkSpec) -> None:
+    async def _check_sink(self, sink: SinkSpec, team_id: int) -> None:
+        # The grant first: a destination outside it is refused before anything looks at it.
+        grants = await self.grants.check(team_id, sink_needs(sink))
         kind = sink_type(sink.type)
         options = parse_options("sink", "/sink/options", kind.options_model, sink.options)
-        await kind.validate(options, self.resources)
+        with using(grants):
+            await kind.validate(options, self.resources)
 
-    async def _check_handler(self, handler: HandlerSpec) -> None:
+    async def _check_handler(self, handler: HandlerSpec, team_id: int) -> None:
+        grants = await self.grants.check(team_id, handler_needs(handler))
         kind = handler_type(handler.type)
         options = parse_options("handler", "/handler/options", kind.options_model, handler.options)
-        await kind.validate(options, self.resources)
+        with using(grants):
+            await kind.validate(options, self.resources)
 
-    async def _describe(self, source: str, table: str, sort_column: str | None) -> TableShape:
+    async def _check_target_data(self, target: Target) -> None:
+        """A stored target's sink and handler, against its team's grants as they are now."""
+        needs = []
+        if target.sink is not None:
+            needs += sink_needs(target.sink)
+        if target.handler is not None:
+            needs += handler_needs(target.handler)
+        await self.grants.check(target.team_id, needs)
+
+    async def _describe(
+        self, source: str, table: str, sort_column: str | None, *, team_id: int
+    ) -> TableShape:
+        await self.grants.check(team_id, table_needs(source, [table]))
         if not self.sources.known(source):
-            raise _field_error(
-                "/source",
-                f"unknown source {source!r}; configured: {', '.join(self.settings.source_names())}",
-            )
+            # Only a team granted this name gets here; the list of sources stays unsaid.
+            raise _field_error("/source", f"source {source!r} is not configured")
         pool = await self.sources.get(source)
         async with pool.acquire() as conn:
-            return await describe_table(conn, table, sort_column)
+            shape = await describe_table(conn, table, sort_column)
+        # Once more by the name Postgres resolved, in case it differs from the one given.
+        await self.grants.check(team_id, table_needs(source, [shape.qualified]))
+        return shape
 
     async def create_target(self, spec: TargetSpec, *, team_id: int) -> Target:
-        """Conflict (409) if the name is taken; 422 if a table target's source is unknown, a
-        table does not exist or has no key, its sort column is missing or nullable, or the
-        sink or handler is unknown or misconfigured."""
+        """NotGranted (403) for a source, table, destination or statement outside the team's
+        grants, before anything is looked at. Conflict (409) if the name is taken; 422 if a
+        table target's source is not configured, a table does not exist or has no key, its
+        sort column is missing or nullable, or the sink or handler is unknown or
+        misconfigured."""
         values: dict[str, Any] = spec.model_dump(mode="json")
         if isinstance(spec, TableTargetSpec):
+            # Everything the target names, against the grants, before any of it is looked
+            # at: a refusal then cannot tell a missing table from a forbidden one.
+            await self.grants.check(
+                team_id, table_needs(spec.source, spec.tables) + sink_needs(spec.sink)
+            )
             for table in spec.tables:
-                await self._describe(spec.source, table, spec.sort_column)
-            await self._check_sink(spec.sink)
+                await self._describe(spec.source, table, spec.sort_column, team_id=team_id)
+            await self._check_sink(spec.sink, team_id)
         else:
             assert isinstance(spec, DateRangeTargetSpec)
-            await self._check_handler(spec.handler)
+            await self._check_handler(spec.handler, team_id)
         return await self.repo.insert_target(values | {"team_id": team_id})
 
     async def list_targets(self, *, team_id: int, after: int | None, limit: int) -> Page[Target]:
@@ -223,11 +260,11 @@ class BackfillService:
                 if field in changes:
                     raise _field_error(f"/{field}", f"{field} does not apply to a table target")
             if patch.sink is not None:
-                await self._check_sink(patch.sink)
+                await self._check_sink(patch.sink, team_id)
             if "sort_column" in changes:
                 for table in current.tables:
                     assert current.source is not None
-                    await self._describe(current.source, table, patch.sort_column)
+                    await self._describe(current.source, table, patch.sort_column, team_id=team_id)
         else:
             for field in ("sink", "sort_column", "chunk_size"):
                 if field in changes:
@@ -235,7 +272,7 @@ class BackfillService:
                         f"/{field}", f"{field} does not apply to a date_range target"
                     )
             if patch.handler is not None:
-                await self._check_handler(patch.handler)
+                await self._check_handler(patch.handler, team_id)
         return await self.repo.update_target(target_id, team_id, changes)
 
     async def delete_target(self, target_id: int, *, team_id: int) -> None:
@@ -256,12 +293,19 @@ class BackfillService:
         backfill as `created` with its `command.create` and `backfill.created` messages in
         one transaction. The same command_id twice returns the first backfill. `created_by`
         is the acting API key."""
-        backfill, _ = await self.apply_create(
-            spec,
-            team_id=team_id,
-            command_id=command_id or uuid4(),
-            announce=True,
-            created_by=created_by,
+        try:
+            backfill, created = await self.apply_create(
+                spec,
+                team_id=team_id,
+                command_id=command_id or uuid4(),
+                announce=True,
+                created_by=created_by,
+            )
+        except OrchestratorError:
+            metrics.command_handled("command.create", "refused", source="api")
+            raise
+        metrics.command_handled(
+            "command.create", "applied" if created else "duplicate", source="api"
         )
         return backfill
 
@@ -286,6 +330,9 @@ class BackfillService:
             target = await self.repo.get_target(spec.target, team_id)
         except NotFound:
             raise _field_error("/target", f"target {spec.target!r} not found") from None
+        # The same checks for a command from the queue as for a request: the team it names
+        # must hold grants for everything the target reaches (its table: _table_values).
+        await self._check_target_data(target)
         values: dict[str, Any] = {
             "target_id": target.id,
             "team_id": target.team_id,
@@ -368,6 +415,7 @@ class BackfillService:
             )
         draft = draft_of(current)
         target = await self.repo.get_target(current.target_id, team_id)
+        await self._check_target_data(target)
         spec = spec_of(draft, target.id)
         values = self._range_values(spec, target)
         assert current.command_id is not None
@@ -480,6 +528,7 @@ class BackfillService:
         except NotFound:
             raise _field_error("/target", f"target {spec.target!r} not found") from None
         from_seq = 0 if after is None else after + 1
+        await self._check_target_data(target)
         if target.kind == TargetKind.TABLE:
             values = await self._table_values(spec, target)
             conflict = await self.repo.find_overlap(
@@ -607,7 +656,9 @@ class BackfillService:
             table = spec.table
         assert target.source is not None
         try:
-            shape = await self._describe(target.source, table, target.sort_column)
+            shape = await self._describe(
+                target.source, table, target.sort_column, team_id=target.team_id
+            )
         except SourceError as exc:
             raise _field_error("/table", exc.detail) from None
         chunk_size = spec.chunk_size or target.chunk_size
@@ -684,6 +735,7 @@ class BackfillService:
             "variables": target.variables | spec.variables,
             # With a reprocess filter the total is known only once planning has looked.
             "runs_total": plan.count if spec.reprocess == Reprocess.ALL else 0,
+            "runs_planned": plan.count if spec.reprocess == Reprocess.ALL else None,
         }
 
     @staticmethod
@@ -732,7 +784,13 @@ class BackfillService:
         return await self.repo.get_backfill(backfill_id, team_id)
 
     async def _act(
-        self, backfill_id: int | UUID, action: str, team_id: int, by: int | None = None
+        self,
+        backfill_id: int | UUID,
+        action: str,
+        team_id: int,
+        by: int | None = None,
+        *,
+        repeat_ok: bool = True,
     ) -> Backfill:
         bid = await self.repo.backfill_id_of(backfill_id, team_id)
         command_id = uuid4()
@@ -746,13 +804,22 @@ class BackfillService:
                 "backfill_id": bid,
             },
             by=by,
+            repeat_ok=repeat_ok,
         )
 
     async def cancel_backfill(
-        self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
+        self,
+        backfill_id: int | UUID,
+        *,
+        team_id: int,
+        by: int | None = None,
+        repeat_ok: bool = True,
     ) -> Backfill:
-        """InvalidTransition (422) from completed or cancelled. `by` is the acting key."""
-        return await self._act(backfill_id, "cancel", team_id, by)
+        """InvalidTransition (422) from completed, and from cancelled when `repeat_ok` is
+        false; a cancelled backfill is otherwise returned as it is. `by` is the acting key."""
+        return await self._counted(
+            "command.cancel", self._act(backfill_id, "cancel", team_id, by, repeat_ok=repeat_ok)
+        )
 
     async def retry_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         """Failed runs back to pending (attempts from zero), a failed backfill back to
@@ -813,10 +880,12 @@ class BackfillService:
         return out
 
     async def pause_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
-        return await self._act(backfill_id, "pause", team_id)
+        """A paused backfill is returned as it is."""
+        return await self._counted("command.pause", self._act(backfill_id, "pause", team_id))
 
     async def resume_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
-        return await self._act(backfill_id, "resume", team_id)
+        """A backfill that is created, scheduled or running is returned as it is."""
+        return await self._counted("command.resume", self._act(backfill_id, "resume", team_id))
 
     async def apply_command(
         self, action: str, backfill_id: int | UUID, command_id: UUID, *, team_id: int | None
@@ -847,3 +916,17 @@ class BackfillService:
     async def overview(self) -> dict[str, Any]:
         """Backfills by state, runs by state, oldest pending run, workers seen."""
         return await self.repo.overview()
+
+    async def _counted(self, command_type: str, acting: Awaitable[Backfill]) -> Backfill:
+        """An API command, counted in backfill_commands_total as applied or refused."""
+        try:
+            backfill = await acting
+        except OrchestratorError:
+            metrics.command_handled(command_type, "refused", source="api")
+            raise
+        metrics.command_handled(command_type, "applied", source="api")
+        return backfill
+
+    async def active_backfill_progress(self) -> list[dict[str, Any]]:
+        """The counters of the active backfills, for the per-backfill metrics."""
+        return await self.repo.active_backfill_progress(metrics.ACTIVE_BACKFILLS_SHOWN)

@@ -5,10 +5,23 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The name the rabbitmq sink's default broker goes by (BACKFILL_AMQP_URL). Sources have no
+# implicit member: a source named "main" exists only when an operator configures one.
 MAIN_SOURCE = "main"
+
+
+class SourceConfig(BaseModel):
+    """One named source database, as the operator configures it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dsn: SecretStr
+    # Skips the role checks made on start and first connect (superuser, server file and
+    # program roles, reach into the orchestrator's schema); /ops/ready and the log say so.
+    unsafe: bool = False
 
 
 class Settings(BaseSettings):
@@ -18,10 +31,17 @@ class Settings(BaseSettings):
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    # Where a `backfill worker` serves /metrics and /ops/health (on http_host); unset: not
+    # served, 0: a free port chosen at start. Processes with the API serve them on http_port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
-    # Named source databases that targets may read from or write to. API users name a
-    # source; the DSN never leaves the server. "main" always means database_url.
-    sources: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    # Named source databases that targets may read from or write to, once an operator has
+    # granted them to a team (`backfill sources grant`). API users name a source; the DSN
+    # never leaves the server. JSON: {"name": "dsn"} or {"name": {"dsn": …, "unsafe": true}}.
+    sources: Annotated[dict[str, SourceConfig], NoDecode] = Field(default_factory=dict)
+    # On `backfill up`, set up the source `demo` (a least-privilege role on this database,
+    # granted to team 1) when none is configured and this database role may create roles.
+    demo_source: bool = True
 
     # Every exchange and queue name starts with this, so several deployments (or test
     # runs) can share one broker without seeing each other's messages.
@@ -67,6 +87,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # /ops/ready, /ops/overview and /metrics need a key when true; /ops/health never does.
     ops_auth: bool = False
+    # Browser origins allowed to call the API (CORS): "*" or origins such as
+    # "https://app.example.com", comma-separated. Unset: "*" on the compatibility APIs (as
+    # the systems they copy answer) and no origin on the native API.
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal
@@ -99,10 +123,15 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_sources(cls, value: object) -> object:
         if isinstance(value, str):
-            parsed = json.loads(value) if value.strip() else {}
-            if not isinstance(parsed, dict):
+            value = json.loads(value) if value.strip() else {}
+            if not isinstance(value, dict):
                 raise ValueError('BACKFILL_SOURCES must be a JSON object {"name": "dsn"}')
-            return parsed
+        if isinstance(value, dict):
+            # The older {"name": "dsn"} form is a source with default options.
+            return {
+                name: {"dsn": entry} if isinstance(entry, str | SecretStr) else entry
+                for name, entry in value.items()
+            }
         return value
 
     @field_validator("signing_secrets", "sink_brokers", mode="before")
@@ -135,11 +164,29 @@ class Settings(BaseSettings):
             parse_entry(entry)  # raises ValueError naming the bad entry
         return value
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str] | None) -> list[str] | None:
+        from orchestrator.origins import check_origin
+
+        for origin in value or []:
+            check_origin(origin)  # raises ValueError naming the bad origin
+        return value
+
     def source_names(self) -> list[str]:
-        return sorted({MAIN_SOURCE, *self.sources})
+        return sorted(self.sources)
 
     def source_dsn(self, name: str) -> str | None:
-        if name == MAIN_SOURCE:
-            return self.database_url.get_secret_value()
-        secret = self.sources.get(name)
-        return secret.get_secret_value() if secret is not None else None
+        config = self.sources.get(name)
+        return config.dsn.get_secret_value() if config is not None else None
+
+    def with_source(self, name: str, config: SourceConfig) -> Settings:
+        """These settings with one more source (a source set up on start, like `demo`)."""
+        return self.model_copy(update={"sources": {**self.sources, name: config}})

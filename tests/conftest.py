@@ -7,6 +7,7 @@ within a test's deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
 from orchestrator.context import Context, open_context
+from orchestrator.domain.grants import SourceGrant
 from orchestrator.domain.keys import ALL_SCOPES
 from orchestrator.probes import ContextProbes
 from orchestrator.settings import Settings
@@ -32,6 +34,56 @@ _BASE = PG_ADMIN.rsplit("/", 1)[0]
 
 def db_url(name: str) -> str:
     return f"{_BASE}/{name}"
+
+
+# The login role of the source `main` that every test's settings configure, as an operator
+# would: least privilege on the test database's `public` schema, nothing on the
+# orchestrator's. Roles are cluster-wide, hence the pid in the name.
+SOURCE_ROLE = f"bf_src_{os.getpid()}"
+
+
+def as_role(dsn: str, role: str) -> str:
+    """`dsn` logging in as `role` (Postgres here trusts local connections: no password)."""
+    scheme, rest = dsn.split("://", 1)
+    return f"{scheme}://{role}@{rest.rpartition('@')[2]}"
+
+
+def source_dsn(database: str) -> str:
+    return as_role(database, SOURCE_ROLE)
+
+
+# What team 1 holds on `main` in every test database (it rides on the template).
+MAIN_GRANT_SQL = """
+INSERT INTO orchestrator.source_grants (team_id, source, read_tables, write_tables, sql_handler)
+VALUES (1, 'main', '{public.*}', '{public.*}', true)
+"""
+
+
+async def grant_public(conn: asyncpg.Connection[Any], role: str) -> None:
+    """What the test source role may do in this database: the tables of `public`, those that
+    root makes later included."""
+    for statement in (
+        f'GRANT USAGE ON SCHEMA public TO "{role}"',
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"',
+        f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"',
+        "ALTER DEFAULT PRIVILEGES FOR ROLE root IN SCHEMA public "
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{role}"',
+        "ALTER DEFAULT PRIVILEGES FOR ROLE root IN SCHEMA public "
+        f'GRANT USAGE, SELECT ON SEQUENCES TO "{role}"',
+    ):
+        await conn.execute(statement)
+
+
+async def create_login_role(admin: asyncpg.Connection[Any], role: str, options: str = "") -> None:
+    """Idempotent: a role left by an earlier run of the same name is reused."""
+    with contextlib.suppress(asyncpg.DuplicateObjectError):
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN {options}')
+
+
+async def drop_role(admin: asyncpg.Connection[Any], role: str) -> None:
+    # It fails while a database that outlived the session still grants it something.
+    with contextlib.suppress(asyncpg.PostgresError):
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,15 +101,19 @@ async def template_db() -> AsyncIterator[str]:
     name = f"bf_template_{os.getpid()}"
     admin = await asyncpg.connect(PG_ADMIN)
     try:
+        await create_login_role(admin, SOURCE_ROLE, "NOSUPERUSER NOCREATEDB NOCREATEROLE")
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
         conn = await asyncpg.connect(db_url(name))
         try:
             await migrate(conn)
+            await grant_public(conn, SOURCE_ROLE)
+            await conn.execute(MAIN_GRANT_SQL)
         finally:
             await conn.close()
         yield name
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_role(admin, SOURCE_ROLE)
     finally:
         await admin.close()
 
@@ -91,8 +147,13 @@ def make_settings(database: str, prefix: str, **overrides: Any) -> Settings:
         "redispatch_after_seconds": 10.0,
         "shutdown_grace_seconds": 5.0,
         "log_json": True,
+        "demo_source": False,
     }
+    # The source `main`: the test database through a least-privilege role, granted to team 1
+    # (on the template) as an operator would; sources a test names come on top.
+    sources = {"main": source_dsn(database), **overrides.pop("sources", {})}
     values.update(overrides)
+    values["sources"] = sources
     return Settings(**values)
 
 
@@ -173,9 +234,36 @@ async def client(
         yield test_client
 
 
+async def grant_source(
+    ctx: Context,
+    team_id: int,
+    source: str = "main",
+    *,
+    read: tuple[str, ...] = ("public.*",),
+    write: tuple[str, ...] = ("public.*",),
+    sql: bool = True,
+    statement_timeout_ms: int = 60_000,
+) -> SourceGrant:
+    """What an operator does with `backfill sources grant`."""
+    return await ctx.service.grants.repo.put(
+        SourceGrant(
+            team_id=team_id,
+            source=source,
+            read_tables=list(read),
+            write_tables=list(write),
+            sql_handler=sql,
+            statement_timeout_ms=statement_timeout_ms,
+        )
+    )
+
+
 @pytest.fixture
 async def db(ctx: Context) -> AsyncIterator[asyncpg.Connection[Any]]:
-    """A plain connection to the test database, for setting up source tables and checking."""
-    conn = await asyncpg.connect(ctx.settings.database_url.get_secret_value())
+    """A plain connection to the test database (as root), for setting up source tables and
+    checking. Tables it makes go to `public`; the orchestrator's are found by name too."""
+    conn = await asyncpg.connect(
+        ctx.settings.database_url.get_secret_value(),
+        server_settings={"search_path": "public, orchestrator"},
+    )
     yield conn
     await conn.close()

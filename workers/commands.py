@@ -4,26 +4,18 @@ that is not a valid command goes to the dead-letter queue with its reason."""
 
 from __future__ import annotations
 
-import json
-
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
-from pydantic import ValidationError
 
 from orchestrator import metrics
-from orchestrator.domain.states import BackfillState
-from orchestrator.errors import InvalidTransition, OrchestratorError
-from orchestrator.messaging.broker import Broker
+from orchestrator.errors import OrchestratorError
+from orchestrator.messaging.bodies import Poison, read_body
+from orchestrator.messaging.broker import Broker, published_by_us
 from orchestrator.messaging.messages import COMMAND, CreateCommand
 from orchestrator.service import BackfillService
 from workers.planner import Planner
 
 log = structlog.get_logger(__name__)
-
-
-def describe_validation(exc: ValidationError, what: str = "command") -> str:
-    parts = ["/".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()[:10]]
-    return f"invalid {what}: " + "; ".join(parts)
 
 
 class CommandConsumer:
@@ -33,8 +25,11 @@ class CommandConsumer:
         self._planner = planner
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        # The API's own commands come back here from its outbox: it counted them when it
+        # applied them, so only a producer's commands count as source="queue".
+        counted = not published_by_us(message)
         try:
-            reason = await self._handle(message)
+            reason = await self._handle(message, counted)
         except Exception:
             # Not the message's fault (database down, …): requeue; the quorum queue's
             # delivery limit dead-letters it if it keeps failing.
@@ -43,45 +38,39 @@ class CommandConsumer:
             return
         if reason is not None:
             await self._broker.dead_letter(message, reason)
-            metrics.command_handled(message.routing_key, "dead_lettered")
+            metrics.command_handled(message.routing_key, "dead_lettered")  # even our own
         await message.ack()
 
-    async def _handle(self, message: AbstractIncomingMessage) -> str | None:
+    async def _handle(self, message: AbstractIncomingMessage, counted: bool) -> str | None:
         """Applies the command; returns a reason to dead-letter it, or None when done."""
-        try:
-            payload = json.loads(message.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return f"not JSON: {exc}"
-        try:
-            command = COMMAND.validate_python(payload)
-        except ValidationError as exc:
-            return describe_validation(exc)
+        command = read_body(message.body, COMMAND, "command")
+        if isinstance(command, Poison):
+            return command.reason
         with structlog.contextvars.bound_contextvars(
             command_id=str(command.command_id), command=command.type
         ):
             if isinstance(command, CreateCommand):
-                return await self._create(command)
+                return await self._create(command, counted)
             action = command.type.removeprefix("command.")
             if await self._service.repo.command_applied(command.command_id):
                 log.info("command_duplicate")
-                metrics.command_handled(command.type, "duplicate")
+                if counted:
+                    metrics.command_handled(command.type, "duplicate")
                 return None
             try:
                 await self._service.apply_command(
                     action, command.backfill_id, command.command_id, team_id=command.team_id
                 )
-            except InvalidTransition as exc:
-                if action == "cancel" and exc.current == BackfillState.CANCELLED:
-                    metrics.command_handled(command.type, "applied")
-                    return None  # cancelling twice is harmless
-                return f"{exc.code}: {exc.detail}"
             except OrchestratorError as exc:
+                # A backfill already where the command leads is no error (the service
+                # returns it unchanged); this is an action its state does not allow.
                 return f"{exc.code}: {exc.detail}"
             log.info("command_applied")
-            metrics.command_handled(command.type, "applied")
+            if counted:
+                metrics.command_handled(command.type, "applied")
             return None
 
-    async def _create(self, command: CreateCommand) -> str | None:
+    async def _create(self, command: CreateCommand, counted: bool) -> str | None:
         try:
             backfill, created = await self._service.apply_create(
                 command.backfill,
@@ -99,5 +88,6 @@ class CommandConsumer:
                 )
             return f"{exc.code}: {detail}"
         self._planner.kick(backfill.id)
-        metrics.command_handled(command.type, "applied" if created else "duplicate")
+        if counted:
+            metrics.command_handled(command.type, "applied" if created else "duplicate")
         return None

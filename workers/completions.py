@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from orchestrator.storage.batches import Completion
 
-Flush = Callable[[list[Completion]], Awaitable[set[int]]]
+# Completions -> the completed runs' row totals (processed, ingested), by run id.
+Flush = Callable[[list[Completion]], Awaitable[dict[int, tuple[int, int]]]]
 
 
 class CompletionBatcher:
@@ -17,12 +18,12 @@ class CompletionBatcher:
 
     def __init__(self, flush: Flush) -> None:
         self._flush = flush
-        self._waiting: list[tuple[Completion, asyncio.Future[bool]]] = []
+        self._waiting: list[tuple[Completion, asyncio.Future[tuple[int, int] | None]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def complete(self, completion: Completion) -> bool:
-        """True if the run was still this worker's and is now completed."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def complete(self, completion: Completion) -> tuple[int, int] | None:
+        """The run's row totals if it was still this worker's and is now completed."""
+        future: asyncio.Future[tuple[int, int] | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((completion, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="completions")
@@ -44,4 +45,4 @@ class CompletionBatcher:
                 continue
             for completion, future in batch:
                 if not future.done():
-                    future.set_result(completion.run_id in done)
+                    future.set_result(done.get(completion.run_id))

@@ -22,6 +22,9 @@ import structlog
 from orchestrator import metrics
 from orchestrator.domain.models import HandlerSpec, SinkSpec, Target, TransferRun
 from orchestrator.domain.retry import backoff_seconds
+from orchestrator.error_text import error_text
+from orchestrator.grants.checks import target_needs
+from orchestrator.grants.scope import using
 from orchestrator.handlers.base import WindowRun
 from orchestrator.handlers.registry import handler_type
 from orchestrator.settings import Settings
@@ -153,7 +156,7 @@ class Executor:
             self._holding.discard(run_id)
             self.free.give(1)
 
-    async def _flush(self, completions: list[Completion]) -> set[int]:
+    async def _flush(self, completions: list[Completion]) -> dict[int, tuple[int, int]]:
         # The slots of the runs ending here pass to the runs claimed in their place.
         handed = 0
         for c in completions:
@@ -242,8 +245,10 @@ class Executor:
             completed = await self._completions.complete(completion)
         finally:
             beat.cancel()
-        if completed:
-            log.info("run_completed", rows=processed)
+        if completed is not None:
+            # The run's totals: a table run's rows were counted at each checkpoint, so
+            # `processed` (rows not checkpointed yet) is 0 for it.
+            log.info("run_completed", rows=completed[0], rows_ingested=completed[1])
             metrics.run_ended(backfill["kind"], "completed", rows=processed)
         else:
             self._forget(run.id)
@@ -265,8 +270,8 @@ class Executor:
         error = (
             f"timed out after {self._settings.run_timeout_seconds:g}s"
             if isinstance(exc, TimeoutError)
-            else f"{type(exc).__name__}: {exc}"
-        )[:2000]
+            else f"{type(exc).__name__}: {error_text(exc)}"
+        )
         retry_in: float | None = None
         # A destination that refused for good (a 4xx, an address outside the allow-list, an
         # unroutable message) refuses again: spend no more attempts on it.
@@ -329,11 +334,23 @@ class Executor:
     ) -> tuple[int, int]:
         if target is None:
             target = await self._repo.get_target(backfill["target_id"], None)
-        if backfill["kind"] == "table":
-            await self._table_run(run, backfill, target, token, clock)
-            return 0, 0  # rows were rolled up with each checkpoint
-        rows = await self._window_run(run, backfill, target)
-        return rows, rows
+        # Checked again before every run: a grant revoked since the backfill was created
+        # stops its next run here, before the source is touched.
+        grants = await self._resources.grants.check(
+            target.team_id,
+            target_needs(
+                source=target.source,
+                tables=[backfill["table_name"]] if backfill["kind"] == "table" else [],
+                sink=target.sink,
+                handler=target.handler,
+            ),
+        )
+        with using(grants):
+            if backfill["kind"] == "table":
+                await self._table_run(run, backfill, target, token, clock)
+                return 0, 0  # rows were rolled up with each checkpoint
+            rows = await self._window_run(run, backfill, target)
+            return rows, rows
 
     async def _table_run(
         self,

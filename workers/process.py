@@ -12,15 +12,15 @@ from collections.abc import Awaitable
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
-from pydantic import ValidationError
 
-from orchestrator import jsoncodec
 from orchestrator.context import Context
+from orchestrator.messaging.bodies import Poison, read_body
 from orchestrator.messaging.messages import RUN_DISPATCH
-from workers.commands import CommandConsumer, describe_validation
+from workers.commands import CommandConsumer
 from workers.executor import Executor
 from workers.loop import every
 from workers.maintenance import Maintenance
+from workers.ops_server import OpsServer
 from workers.planner import Planner
 from workers.relay import OutboxRelay
 
@@ -40,11 +40,14 @@ def new_worker_id() -> str:
 
 
 class Worker:
-    def __init__(self, ctx: Context, *, consume: bool = True) -> None:
+    def __init__(self, ctx: Context, *, consume: bool = True, serve_ops: bool = False) -> None:
+        """`serve_ops`: serve /metrics and /ops/health on BACKFILL_METRICS_PORT, for a process
+        with no API (whose port would serve them)."""
         s = ctx.settings
         self.ctx = ctx
         self.worker_id = new_worker_id()
         self._consume = consume
+        self.ops = OpsServer(ctx, consuming=consume) if serve_ops else None
         self.planner = Planner(s, ctx.repo, ctx.sources)
         self.executor = Executor(s, ctx.repo, ctx.resources, self.worker_id, take_more=True)
         self.commands = CommandConsumer(ctx.service, ctx.broker, self.planner)
@@ -65,15 +68,9 @@ class Worker:
         self._stopped = asyncio.Event()
 
     async def on_run_dispatch(self, message: AbstractIncomingMessage) -> None:
-        try:
-            dispatch = RUN_DISPATCH.validate_python(jsoncodec.loads(message.body))
-        except (ValueError, ValidationError) as exc:
-            reason = (
-                describe_validation(exc, "run.dispatch")
-                if isinstance(exc, ValidationError)
-                else f"not JSON: {exc}"
-            )
-            await self.ctx.broker.dead_letter(message, reason)
+        dispatch = read_body(message.body, RUN_DISPATCH, "run.dispatch")
+        if isinstance(dispatch, Poison):
+            await self.ctx.broker.dead_letter(message, dispatch.reason)
             await message.ack()
             return
         if self.executor.claimed_here(dispatch.run_id):
@@ -103,6 +100,11 @@ class Worker:
     async def run(self) -> None:
         s = self.ctx.settings
         m = self.maintenance
+        if self.ops is not None:
+            # First, so a port already taken stops the process before it takes any work.
+            await self.ops.start()
+        elif s.metrics_port is not None:
+            log.info("metrics_port_unused", reason="served on the API's port in this process")
         loops = [
             asyncio.create_task(self.relay.run(self._stop), name="relay"),
             asyncio.create_task(
@@ -143,6 +145,8 @@ class Worker:
                 t.cancel()
             await _bounded(asyncio.gather(*loops, return_exceptions=True), 5, "stop_loops")
             await _bounded(self.ctx.repo.worker_stopped(self.worker_id), 5, "record_stop")
+            if self.ops is not None:
+                await _bounded(self.ops.stop(), 5, "stop_ops_server")
             log.info("worker_stopped", worker_id=self.worker_id)
             self._stopped.set()
 

@@ -692,13 +692,12 @@ async def update_backfill(request: web.Request) -> web.Response:
 
 async def _delete(request: web.Request, pipeline: Target | None) -> web.Response:
     """Cancels the backfill if it is active (running runs finish), hides it from every API,
-    and answers with it as it was deleted, as Mage does."""
+    and answers with the record as it was before the delete, as Mage does (its resource
+    presents the model it has just deleted): a draft stays `null`, not `cancelled`."""
     backfill, pipeline = await _backfill(request, pipeline)
     who = principal_of(request)
-    deleted = await request.app[SERVICE_KEY].delete_backfill(
-        backfill.id, team_id=who.team_id, by=who.key_id
-    )
-    return _ok({"backfill": to_mage(deleted, pipeline.name)})
+    await request.app[SERVICE_KEY].delete_backfill(backfill.id, team_id=who.team_id, by=who.key_id)
+    return _ok({"backfill": to_mage(backfill, pipeline.name)})
 
 
 @routes.delete(_PIPELINE_BACKFILL)

@@ -25,7 +25,7 @@ from orchestrator.domain.keys import Principal
 from orchestrator.domain.models import Backfill, Target, TargetKind
 from orchestrator.domain.specs import BackfillSpec
 from orchestrator.domain.states import BackfillState
-from orchestrator.errors import InvalidTransition, NotFound, ValidationFailed
+from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from orchestrator.service import BackfillService
 
 routes = web.RouteTableDef()
@@ -170,9 +170,12 @@ async def create_backfill(request: web.Request) -> web.Response:
     if body.get("table") is not None:
         document["table"] = body["table"]
     spec = _SPEC.validate(document)
-    backfill = await request.app[SERVICE_KEY].create_backfill(
-        spec, team_id=team_of(request), created_by=principal_of(request).key_id
-    )
+    try:
+        backfill = await request.app[SERVICE_KEY].create_backfill(
+            spec, team_id=team_of(request), created_by=principal_of(request).key_id
+        )
+    except Conflict as exc:
+        raise _still_active(exc) from None
     # Sequin answers a create with 200 (its controller renders show.json).
     return json_response(to_sequin(backfill, sink))
 
@@ -229,6 +232,20 @@ async def _move(
         if now == requested:
             return await service.get_backfill(backfill.id, team_id=who.team_id)
         raise _transition_error(now, requested) from None
+
+
+def _still_active(exc: Conflict) -> ValidationFailed:
+    """One active backfill per (sink, table), refused in Sequin's `Validation failed` shape
+    and naming the other backfill by the id Sequin shows: its uuid."""
+    other = exc.extra.get("conflicting_backfill_uuid")
+    if other is None:
+        return ValidationFailed("Validation failed", errors=[{"message": exc.detail}])
+    message = f"has an active backfill ({other}); cancel it or wait for it to finish"
+    return ValidationFailed(
+        "Validation failed",
+        errors=[{"pointer": "/table", "message": message}],
+        extra={"conflicting_backfill_id": other},
+    )
 
 
 def _transition_error(current: str, requested: str) -> ValidationFailed:

@@ -253,6 +253,11 @@ _BY_STATUS: dict[int, tuple[str, str]] = {
     503: ("SERVICE_UNAVAILABLE", "Service Unavailable"),
 }
 _INTERNAL = "An unexpected error occurred. Please try again later or contact support."
+# The seed page's own descriptions, where it gives one for a status.
+_SEED_DESCRIPTIONS = {
+    401: "Provided API key was invalid.",
+    403: "You do not have permission to perform this operation.",
+}
 
 
 def _clip(text: str, limit: int = _TEXT_MAX) -> str:
@@ -272,6 +277,8 @@ def _code_and_message(failure: Failure) -> tuple[str, str]:
 def _description(failure: Failure) -> str:
     if failure.status >= 500 and failure.status != 503:
         return _INTERNAL  # never a server-side detail; meta.request_id is quoted instead
+    if failure.status in _SEED_DESCRIPTIONS:
+        return _SEED_DESCRIPTIONS[failure.status]
     if failure.errors:
         # A service validation error: its field messages say more than its summary.
         return "; ".join(
@@ -506,8 +513,9 @@ async def update_backfill(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     backfill = await _backfill(service, backfill_id, team_id)
     try:
+        # Supermetrics documents a 422 for a backfill already final, cancelled included.
         cancelled = await service.cancel_backfill(
-            backfill.id, team_id=team_id, by=principal_of(request).key_id
+            backfill.id, team_id=team_id, by=principal_of(request).key_id, repeat_ok=False
         )
     except InvalidTransition as exc:
         raise _not_cancellable(exc.current) from None

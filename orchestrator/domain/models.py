@@ -161,6 +161,7 @@ class Backfill(_Frozen):
     rows_ingested_count: int = 0
     runs_total: int = 0
     runs_created: int = 0
+    runs_planned: int | None = None
     runs_completed: int = 0
     runs_failed: int = 0
     runs_cancelled: int = 0

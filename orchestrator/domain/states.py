@@ -120,3 +120,19 @@ def action_target(current: BackfillState, action: str, *, started: bool) -> Back
             "backfill", current.value, action, valid_actions(current), action=True
         )
     return resume_state(started) if action == "resume" else ACTIONS[action]
+
+
+# Where each action leaves a backfill: asking for it again there changes nothing and is
+# answered with the backfill as it is, so a client may retry an action after a timeout.
+# Resume is satisfied by any state that is neither paused nor ended (created, scheduled and
+# running all go on without it).
+_ACTION_HOLDS: dict[str, frozenset[BackfillState]] = {
+    "cancel": frozenset({B.CANCELLED}),
+    "pause": frozenset({B.PAUSED}),
+    "resume": frozenset({B.CREATED, B.SCHEDULED, B.RUNNING}),
+}
+
+
+def action_holds(current: BackfillState, action: str) -> bool:
+    """Whether a backfill in `current` is already where `action` would take it."""
+    return current in _ACTION_HOLDS.get(action, frozenset())

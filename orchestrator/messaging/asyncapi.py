@@ -27,7 +27,7 @@ from orchestrator.settings import Settings
 
 ASYNCAPI_VERSION = "3.0.0"
 # The contract's own version: bump it when a message changes in a way consumers notice.
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 AMQP_BINDING_VERSION = "0.3.0"
 REGENERATE = "python -m orchestrator.messaging.asyncapi > docs/asyncapi.yaml"
 # A schema embedded in the document resolves `#` against the whole document, so pydantic's
@@ -148,6 +148,18 @@ _EVENTS = (
         "Every run of a backfill ended and at least one failed.",
     ),
     _event("backfillCancelled", "backfill.cancelled", BackfillEvent, "A backfill was cancelled."),
+    _event(
+        "backfillPaused",
+        "backfill.paused",
+        BackfillEvent,
+        "A backfill was paused: no run starts until it is resumed; running runs finish.",
+    ),
+    _event(
+        "backfillResumed",
+        "backfill.resumed",
+        BackfillEvent,
+        "A paused backfill was resumed (state `running`, or `scheduled` if no run had started).",
+    ),
     _event(
         "runFailed",
         "run.failed",

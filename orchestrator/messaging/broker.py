@@ -22,6 +22,14 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
+# The AMQP `app_id` of everything the orchestrator publishes: a consumer tells the API's own
+# commands, coming back from the outbox, from a producer's.
+APP_ID = "backfill-orchestrator"
+
+
+def published_by_us(message: AbstractIncomingMessage) -> bool:
+    return message.app_id == APP_ID
+
 
 def encode(payload: dict[str, Any]) -> bytes:
     return jsoncodec.dumps(payload)
@@ -72,6 +80,7 @@ class Broker:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             type=str(payload.get("type", routing_key)),
+            app_id=APP_ID,
         )
         await self.declared.exchange.publish(message, routing_key, mandatory=mandatory)
 
@@ -181,6 +190,21 @@ class Broker:
             result = await channel.queue_declare(name, passive=True)
             depths[name] = result.message_count or 0
         return depths
+
+    async def queue_stats(self) -> list[tuple[str, str, int, int]]:
+        """(role, queue, messages ready, consumers) for the commands, runs and dead queues,
+        asked of the broker now (see queue_depths)."""
+        assert self._publish_channel is not None
+        channel = await self._publish_channel.get_underlay_channel()
+        stats = []
+        for role, name in (
+            ("commands", self.topology.commands),
+            ("runs", self.topology.runs),
+            ("dead", self.topology.dead),
+        ):
+            result = await channel.queue_declare(name, passive=True)
+            stats.append((role, name, result.message_count or 0, result.consumer_count or 0))
+        return stats
 
     async def close(self) -> None:
         if self._connection is not None:

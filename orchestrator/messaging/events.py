@@ -20,6 +20,8 @@ BACKFILL_EVENT_TYPES = (
     "backfill.completed",
     "backfill.failed",
     "backfill.cancelled",
+    "backfill.paused",
+    "backfill.resumed",
 )
 
 
@@ -28,9 +30,16 @@ class _Event(BaseModel):
 
 
 class BackfillEvent(_Event):
-    """A backfill was created, or ended (completed, failed or cancelled)."""
+    """A backfill was created, paused, resumed, or ended (completed, failed or cancelled)."""
 
-    type: Literal["backfill.created", "backfill.completed", "backfill.failed", "backfill.cancelled"]
+    type: Literal[
+        "backfill.created",
+        "backfill.completed",
+        "backfill.failed",
+        "backfill.cancelled",
+        "backfill.paused",
+        "backfill.resumed",
+    ]
     event_id: UUID = Field(description="This event's id; a redelivery carries the same one")
     backfill_id: int = Field(ge=1, le=BIGINT_MAX)
     backfill_uuid: UUID
@@ -42,7 +51,10 @@ class BackfillEvent(_Event):
     rows_processed_count: int = Field(ge=0, description="Rows read so far")
     rows_ingested_count: int = Field(ge=0, description="Rows written so far")
     runs_total: int = Field(
-        ge=0, description="Runs planned so far (0 for a table backfill until planning made runs)"
+        ge=0,
+        description="The runs it has or will have: while planning, a date range's planned "
+        "windows or a table's runs made so far (0 until planning made runs); once planning is "
+        "done or stopped by a cancel, the runs that exist",
     )
     runs_completed: int = Field(ge=0)
     runs_failed: int = Field(ge=0)

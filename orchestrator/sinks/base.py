@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
 from orchestrator.settings import Settings
 from orchestrator.sinks.peers import Peers
 from orchestrator.sources.pools import SourcePools
+
+if TYPE_CHECKING:
+    from orchestrator.grants.checks import GrantChecker
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Resources:
 
     settings: Settings
     sources: SourcePools
+    grants: GrantChecker  # what each team may do with the sources
     peers: Peers = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

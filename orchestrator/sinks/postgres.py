@@ -8,8 +8,10 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.domain.grants import DEFAULT_STATEMENT_TIMEOUT_MS, Access, DataNeed
 from orchestrator.domain.specs import TABLE_RE, qualify_table
 from orchestrator.errors import SourceError
+from orchestrator.grants.scope import granted
 from orchestrator.sinks.base import Resources, RowBatch, Sink
 from orchestrator.sources.tables import TableShape, describe_table, quote_ident
 
@@ -22,9 +24,10 @@ class PostgresOptions(BaseModel):
 
 
 class _PostgresSink:
-    def __init__(self, pool: asyncpg.Pool[Any], dest: TableShape) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], dest: TableShape, timeout_ms: int) -> None:
         self._pool = pool
         self._dest = dest
+        self._timeout_ms = timeout_ms
         self._dest_columns = set(dest.columns)
         self._merge_sql: dict[tuple[str, ...], str] = {}
         self._temp = f"bf_stage_{abs(hash(dest.qualified)) % 10**12}"
@@ -63,6 +66,8 @@ class _PostgresSink:
             )
         columns = tuple(batch.columns)
         async with self._pool.acquire() as conn, conn.transaction():
+            # The grant's statement timeout; SET LOCAL ends with the transaction.
+            await conn.execute(f"SET LOCAL statement_timeout = {self._timeout_ms}")
             await conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {quote_ident(self._temp)} "
                 f"(LIKE {self._dest.sql_name}) ON COMMIT DELETE ROWS"
@@ -81,11 +86,15 @@ class PostgresSinkType:
     name = "postgres"
     options_model: type[BaseModel] = PostgresOptions
 
+    def data_needs(self, options: BaseModel) -> list[DataNeed]:
+        assert isinstance(options, PostgresOptions)
+        return [DataNeed(options.source, Access.WRITE, qualify_table(options.table), "/table")]
+
     async def _describe(
         self, options: PostgresOptions, resources: Resources
     ) -> tuple[asyncpg.Pool[Any], TableShape]:
         if not resources.sources.known(options.source):
-            raise SourceError(f"unknown source {options.source!r} for the postgres sink")
+            raise SourceError(f"source {options.source!r} of the postgres sink is not configured")
         pool = await resources.sources.get(options.source)
         async with pool.acquire() as conn:
             shape = await describe_table(conn, qualify_table(options.table), None)
@@ -98,4 +107,6 @@ class PostgresSinkType:
     async def open(self, options: BaseModel, resources: Resources) -> Sink:
         assert isinstance(options, PostgresOptions)
         pool, shape = await self._describe(options, resources)
-        return _PostgresSink(pool, shape)
+        grant = granted(options.source)
+        timeout = grant.statement_timeout_ms if grant else DEFAULT_STATEMENT_TIMEOUT_MS
+        return _PostgresSink(pool, shape, timeout)

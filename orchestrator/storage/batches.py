@@ -156,14 +156,14 @@ class Batches:
 
     async def complete_runs(
         self, completions: list[Completion], claim: Claim | None
-    ) -> tuple[set[int], list[ClaimedRun]]:
+    ) -> tuple[dict[int, tuple[int, int]], list[ClaimedRun]]:
         """Ends a batch of runs (of any backfills) in one transaction, each fenced by its
         own lease: the counters of each backfill move once, each backfill may finish, is
         dispatched again, and the worker takes up to `claim.want` runs for the slots the
-        batch freed. Returns the ids of the runs that were still this worker's (the others'
-        leases were lost) and the runs claimed."""
+        batch freed. Returns the runs that were still this worker's (the others' leases were
+        lost), each with its row totals (processed, ingested), and the runs claimed."""
         ids = sorted({c.backfill_id for c in completions})
-        done: set[int] = set()
+        done: dict[int, tuple[int, int]] = {}
         claimed: list[ClaimedRun] = []
         want = claim.want if claim is not None else 0
         async with self.pool.acquire() as conn, conn.transaction():
@@ -179,7 +179,13 @@ class Batches:
                 [c.ingested for c in completions],
             )
             for row in counted:
-                done.update(row["ended_ids"])
+                done.update(
+                    zip(
+                        row["ended_ids"],
+                        zip(row["ended_processed"], row["ended_ingested"], strict=True),
+                        strict=True,
+                    )
+                )
                 ended[row["id"]] = len(row["ended_ids"])
                 current[row["id"]] = await maybe_finish(conn, row)
             # Each backfill's ended runs are replaced one for one, so runs stay spread over

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 
 from orchestrator import jsoncodec
+from orchestrator.storage.migrate import SCHEMA
 
 if TYPE_CHECKING:
     Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
@@ -61,7 +62,8 @@ async def open_pool(
     transaction longer, so a process frozen mid-transaction (a SIGSTOP, a long pause) does
     not hold a backfill's row lock, and with it every claim, checkpoint and cancel of that
     backfill, for as long as it is frozen."""
-    server_settings = {"application_name": "backfill-orchestrator"}
+    # The orchestrator's tables live in their own schema; its SQL names them unqualified.
+    server_settings = {"application_name": "backfill-orchestrator", "search_path": SCHEMA}
     if idle_in_transaction is not None:
         server_settings["idle_in_transaction_session_timeout"] = str(
             max(1, int(idle_in_transaction * 1000))

@@ -13,6 +13,10 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+# Where the orchestrator's own tables live. Its connections put it first on the search_path,
+# so the SQL (and every migration) names tables without a schema.
+SCHEMA = "orchestrator"
+
 # Any constant works; it only has to be the same in every process of this project.
 _MIGRATION_LOCK = 7_362_910_114
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -61,11 +65,29 @@ async def ensure_database(dsn: str) -> bool:
     return True
 
 
+async def _use_schema(conn: asyncpg.Connection) -> None:
+    """Creates the orchestrator's schema and puts it first on this session's search_path.
+
+    A database migrated before the schema existed keeps its tables in `public` until
+    migration 0007 moves them; its versions table moves first so that its history is found,
+    and `public` stays on the path so that the older migrations still find their tables."""
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    legacy = await conn.fetchval(
+        "SELECT to_regclass('public.schema_migrations') IS NOT NULL "
+        f"AND to_regclass('{SCHEMA}.schema_migrations') IS NULL"
+    )
+    if legacy:
+        await conn.execute(f"ALTER TABLE public.schema_migrations SET SCHEMA {SCHEMA}")
+    await conn.execute(f"SET search_path TO {SCHEMA}, public")
+
+
 async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply pending migrations; returns the versions applied by this call."""
+    """Apply pending migrations; returns the versions applied by this call. Leaves the
+    connection's search_path on the orchestrator's schema."""
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
+        await _use_schema(conn)
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version integer PRIMARY KEY,

@@ -13,11 +13,13 @@ import asyncpg
 
 from orchestrator.domain.models import Backfill, ErrorEntry, Target, TransferRun
 from orchestrator.domain.states import (
+    BACKFILL_ACTIVE,
     BACKFILL_DISPATCHABLE,
     BACKFILL_FINAL,
     BACKFILL_TERMINAL,
     BackfillState,
     RunState,
+    action_holds,
     action_target,
     check_backfill_transition,
     sources_for,
@@ -48,6 +50,7 @@ _DEFINITION_COLUMNS = frozenset(
         "reprocess",
         "variables",
         "runs_total",
+        "runs_planned",
         "max_active_runs",
         "max_runs_per_minute",
         "max_rows_per_second",
@@ -361,13 +364,18 @@ class Repository:
         other = await self._overlap(conn, values, exclude)
         if other is None:
             return
+        # The uuid too: the ids some APIs show (Sequin's) are uuids, not this integer.
+        other_uuid = await conn.fetchval("SELECT uuid FROM backfills WHERE id = $1", other)
         what = (
-            f"backfill {other} of {values['table_name']} is still active on this target; "
-            "cancel it or wait for it to finish"
+            f"backfill {other} ({other_uuid}) of {values['table_name']} is still active on "
+            "this target; cancel it or wait for it to finish"
             if values["kind"] == "table"
-            else f"the range overlaps active backfill {other} of the same target"
+            else f"the range overlaps active backfill {other} ({other_uuid}) of the same target"
         )
-        raise Conflict(what, extra={"conflicting_backfill_id": other})
+        raise Conflict(
+            what,
+            extra={"conflicting_backfill_id": other, "conflicting_backfill_uuid": str(other_uuid)},
+        )
 
     async def find_overlap(self, values: dict[str, Any]) -> int | None:
         """The active backfill a backfill with `values` would conflict with, if any (for a
@@ -484,6 +492,8 @@ class Repository:
     async def _cancel(self, conn: Conn, backfill_id: int, by: int | None) -> asyncpg.Record:
         n = await conn.fetchval(q("cancel_runs"), backfill_id, self.cancel_inline_runs)
         row = await set_state(conn, backfill_id, B.CANCELLED)
+        # Cancelled while planning: no more runs will be made (runs_planned keeps the plan).
+        row = await conn.fetchrow(q("settle_runs_total"), backfill_id) or row
         if by is not None:
             row = await one(conn, "set_cancelled_by", backfill_id, by)
         if n:
@@ -577,12 +587,21 @@ class Repository:
         command_id: UUID | None = None,
         command: dict[str, Any] | None = None,
         by: int | None = None,
+        repeat_ok: bool = True,
     ) -> Backfill:
         """Cancel, pause or resume, with the runs that go with it, in one transaction.
         `command`, if given, goes to the outbox; `command_id` is recorded as applied so the
-        same command arriving from the queue changes nothing. `by` is the acting key."""
+        same command arriving from the queue changes nothing. `by` is the acting key.
+        A backfill already where the action leads is returned unchanged, with nothing sent,
+        unless `repeat_ok` is false (then it is refused like any invalid action)."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await lock_backfill(conn, backfill_id)
+            if repeat_ok and action_holds(BackfillState(row["state"]), action):
+                if command_id is not None:
+                    await conn.fetchval(
+                        q("record_command"), command_id, f"command.{action}", backfill_id
+                    )
+                return await self._with_report(conn, row)
             new_state = action_target(
                 BackfillState(row["state"]), action, started=row["started_at"] is not None
             )
@@ -591,8 +610,12 @@ class Repository:
             elif new_state == B.PAUSED:
                 await conn.fetchval(q("unqueue_runs"), backfill_id)
                 row = await set_state(conn, backfill_id, B.PAUSED)
+                await enqueue(conn, "event.backfill.paused", backfill_event("backfill.paused", row))
             else:
                 row = await set_state(conn, backfill_id, new_state)
+                await enqueue(
+                    conn, "event.backfill.resumed", backfill_event("backfill.resumed", row)
+                )
                 row = await maybe_finish(conn, row)
                 await dispatch(conn, row, self.capacity)
             if command_id is not None:
@@ -763,17 +786,19 @@ class Repository:
 
     async def complete_run(
         self, run_id: int, backfill_id: int, token: UUID, processed: int, ingested: int
-    ) -> bool:
+    ) -> TransferRun | None:
+        """The completed run, with its row totals over every attempt and checkpoint; None
+        if the lease was lost. `processed`/`ingested` are rows not checkpointed yet."""
         async with self.pool.acquire() as conn, conn.transaction():
             await lock_backfill(conn, backfill_id)
             run = await conn.fetchrow(q("complete_run"), run_id, token, processed, ingested)
             if run is None:
-                return False
+                return None
             await conn.execute(q("add_rows"), backfill_id, processed, ingested)
             row = await one(conn, "count_run_end", backfill_id, 1, 0)
             row = await maybe_finish(conn, row)
             await dispatch(conn, row, self.capacity)
-            return True
+            return TransferRun.from_row(run)
 
     async def fail_attempt(
         self,
@@ -890,3 +915,10 @@ class Repository:
             "workers": [dict(w) for w in workers],
             "outbox": {"unsent": outbox["unsent"], "oldest_unsent_at": outbox["oldest"]},
         }
+
+    async def active_backfill_progress(self, limit: int) -> list[dict[str, Any]]:
+        """The counters of up to `limit` active backfills, oldest first (for the metrics)."""
+        rows = await self.pool.fetch(
+            q("active_backfill_progress"), sorted(s.value for s in BACKFILL_ACTIVE), limit
+        )
+        return [dict(r) for r in rows]

@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, source_dsn
 from tests.faults.scenario import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +81,8 @@ def worker_env(
         "database_url": with_application_name(database, name),
         "amqp_url": AMQP_URL,
         "amqp_prefix": prefix,
+        "sources": json.dumps({"main": source_dsn(database)}),
+        "demo_source": False,
         **FAULT_SETTINGS,
         **overrides,
     }

@@ -103,7 +103,9 @@ async def record_run_history(db: Db) -> None:
                at          timestamptz NOT NULL DEFAULT clock_timestamp());
            CREATE FUNCTION run_history() RETURNS trigger LANGUAGE plpgsql AS $$
            BEGIN
-               INSERT INTO run_history
+               -- Qualified: the trigger fires in the orchestrator's sessions, whose
+               -- search_path is its own schema.
+               INSERT INTO public.run_history
                    (run_id, backfill_id, old_state, new_state, attempt, worker_id, not_before,
                     error)
                VALUES (NEW.id, NEW.backfill_id, OLD.state, NEW.state, NEW.attempt,

@@ -12,7 +12,7 @@ import pytest
 from orchestrator.context import Context
 from orchestrator.domain.keys import Scope
 from orchestrator.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import grant_source, make_settings
 from tests.helpers import api
 
 pytestmark = pytest.mark.integration
@@ -138,8 +138,9 @@ async def test_another_teams_objects_do_not_exist_for_it(
     assert body["errors"][0]["pointer"] == "/target"
     # The owner still sees everything, unchanged.
     assert (await api(client, "GET", f"/v1/backfills/{bid}", 200))["state"] != "cancelled"
-    # Names are per team: the other team may use the same one.
+    # Names are per team: the other team may use the same one (on a source granted to it).
     await db.execute("CREATE TABLE u (id int PRIMARY KEY)")
+    await grant_source(ctx, team, read=("public.u",), write=())
     await api(
         client,
         "POST",

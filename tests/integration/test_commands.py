@@ -14,7 +14,7 @@ import pytest
 from orchestrator.context import Context
 from orchestrator.messaging.topology import REASON_HEADER
 from tests.conftest import AMQP_URL
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, wait_backfill, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -300,3 +300,37 @@ async def test_a_command_that_fails_on_every_delivery_stops_at_the_delivery_limi
 
     await wait_until(applied, what="the next command applied")
     assert deliveries.count(poison) == limit + 1
+
+
+async def test_deeply_nested_bodies_are_dead_lettered_at_the_first_delivery(
+    client: Any, db: Any, producer: Producer
+) -> None:
+    """json raises RecursionError, not a ValueError, for nesting past the interpreter's
+    limit; such a body is poison like any other, not a failure to retry."""
+    await make_target(client, "n")
+    nested = b"[" * 200_000
+    await producer.send("command.create", nested)
+    await producer.send("run.dispatch", nested)
+    dead = await producer.dead_letters(2)
+    for message in dead:
+        headers = message.headers or {}
+        assert "nested too deeply" in str(headers[REASON_HEADER])
+        # Refused on its first delivery: it was never requeued.
+        assert int(headers.get("x-delivery-count", 0)) == 0
+        assert message.body == nested
+    assert {m.headers["x-original-routing-key"] for m in dead} == {"command.create", "run.dispatch"}
+
+    good = {
+        "type": "command.create",
+        "command_id": str(uuid.uuid4()),
+        "backfill": {"target": "n", "start": "2024-01-01", "end": "2024-01-02"},
+    }
+    await producer.send("command.create", good)
+
+    async def applied() -> Any:
+        return await db.fetchval(
+            "SELECT id FROM backfills WHERE command_id = $1", uuid.UUID(good["command_id"])
+        )
+
+    bid = await wait_until(applied, what="the good command applied")
+    assert (await wait_backfill(client, bid, {"completed"}))["runs_completed"] == 2

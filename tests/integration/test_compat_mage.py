@@ -437,7 +437,9 @@ async def test_cancel_cancels_queued_runs_while_running_ones_finish(
     assert "cannot start again" in " ".join(error["errors"])
 
 
-async def test_delete_cancels_hides_and_returns_the_backfill(client: Any, gate: Gate) -> None:
+async def test_delete_cancels_hides_and_returns_the_backfill_as_it_was(
+    client: Any, gate: Gate, db: Any
+) -> None:
     await make_pipeline(client, handler="gate")
     created = await create(
         client,
@@ -452,7 +454,9 @@ async def test_delete_cancels_hides_and_returns_the_backfill(client: Any, gate: 
     assert set(deleted) == {"backfill"}
     assert_mage_backfill(deleted["backfill"])
     assert deleted["backfill"]["id"] == bid
-    assert deleted["backfill"]["status"] == "cancelled"
+    # Mage echoes the record as it was when deleted; the cancel is seen underneath.
+    assert deleted["backfill"]["status"] == created["status"] == "initial"
+    assert await db.fetchval("SELECT state FROM backfills WHERE id = $1", bid) == "cancelled"
 
     status, error = await mage_error(client, "GET", f"/api/backfills/{bid}")
     assert status == 200
@@ -470,6 +474,9 @@ async def test_delete_cancels_hides_and_returns_the_backfill(client: Any, gate: 
     path = f"/api/pipelines/arwen_starlight/backfills/{draft['id']}"
     gone = (await mage(client, "DELETE", path))["backfill"]
     assert gone["name"] == "draft"
+    # A draft never started: null, as Mage shows it, not "cancelled".
+    assert gone["status"] is None
+    assert gone == draft | {"updated_at": gone["updated_at"]}
     await mage_error(client, "GET", path)
 
 
@@ -631,6 +638,9 @@ async def test_a_missing_or_wrong_key_is_mages_invalid_api_key(client: Any, toke
             "errors": [],
         }
         assert response.headers["Access-Control-Allow-Origin"] == "*"
+        # Mage's clients send X-API-KEY: the message names that header.
+        message = " ".join(body["error"]["errors"])
+        assert "X-API-KEY" in message
 
         response = await session.get(
             url.with_query({"_http_error_codes": "true"}), headers={"X-API-KEY": "bfk_wrong"}

@@ -205,7 +205,10 @@ async def test_the_update_example_as_written_cancels_the_backfill(
     assert data["removed_user_id"] == key_id
     assert data["removed_time"] is not None
     assert data["end_time"] == data["removed_time"]
-    assert data["transfer_runs_total"] == 31
+    # Cancelled before a worker planned it: no run was made, and none will be.
+    assert data["transfer_runs_total"] == data["transfer_runs_created"] == 0
+    native = await idle.get(f"/v1/backfills/{created['transfer_backfill_id']}")
+    assert (await native.json())["runs_planned"] == 31
     # Not deleted: it is still there, cancelled.
     assert (await sm_status(idle, created["transfer_backfill_id"])) == data
 
@@ -616,6 +619,8 @@ async def test_auth_failures_come_in_supermetrics_shape(idle: Any, ctx: Context)
         assert_error(body)
         assert body["error"]["code"] == "API_KEY_INVALID"
         assert body["error"]["message"] == "Invalid API key"
+        # The seed page's own description, not the native API's.
+        assert body["error"]["description"] == "Provided API key was invalid."
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
     reader, _ = await ctx.access.create_key(1, {Scope.READ})
@@ -625,6 +630,7 @@ async def test_auth_failures_come_in_supermetrics_shape(idle: Any, ctx: Context)
     )
     assert denied["error"]["code"] == "ACCESS_DENIED"
     assert denied["error"]["message"] == "Access Denied"
+    assert denied["error"]["description"] == "You do not have permission to perform this operation."
     refused = await idle.post(
         f"/v1/teams/1/transfers/{transfer}/backfills",
         headers=bearer(reader),

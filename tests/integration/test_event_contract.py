@@ -24,6 +24,8 @@ MODELS: dict[str, type[BackfillEvent] | type[RunFailedEvent]] = {
     "backfill.completed": BackfillEvent,
     "backfill.failed": BackfillEvent,
     "backfill.cancelled": BackfillEvent,
+    "backfill.paused": BackfillEvent,
+    "backfill.resumed": BackfillEvent,
     "run.failed": RunFailedEvent,
 }
 
@@ -89,6 +91,8 @@ async def test_every_published_event_fits_its_model(client: Any, events: Abstrac
             "interval_type": "hour",
         },
     )
+    await api(client, "POST", f"/v1/backfills/{cancelled['id']}/pause", 200)
+    await api(client, "POST", f"/v1/backfills/{cancelled['id']}/resume", 200)
     await api(client, "POST", f"/v1/backfills/{cancelled['id']}/cancel", 200)
     done = await wait_backfill(client, completes["id"], {"completed", "failed"})
     assert done["state"] == "completed"
@@ -103,6 +107,8 @@ async def test_every_published_event_fits_its_model(client: Any, events: Abstrac
         ("run.failed", fails["id"]),
         ("backfill.failed", fails["id"]),
         ("backfill.created", cancelled["id"]),
+        ("backfill.paused", cancelled["id"]),
+        ("backfill.resumed", cancelled["id"]),
         ("backfill.cancelled", cancelled["id"]),
     }
 
@@ -133,3 +139,10 @@ async def test_every_published_event_fits_its_model(client: Any, events: Abstrac
     )
     assert run_failed.attempt == 1
     assert "DivisionByZero" in run_failed.error
+    by_type = {
+        m.type: BackfillEvent.model_validate_json(m.body)
+        for m in received
+        if json.loads(m.body)["backfill_id"] == cancelled["id"]
+    }
+    assert by_type["backfill.paused"].state == "paused"
+    assert by_type["backfill.resumed"].state in {"running", "scheduled"}

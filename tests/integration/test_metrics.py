@@ -58,16 +58,25 @@ async def test_a_backfill_moves_the_counters_and_the_gauges(client: Any) -> None
     done = await wait_backfill(client, created["id"], {"completed", "failed"})
     assert done["state"] == "completed"
 
-    duplicate = {"type": "command.create", "outcome": "duplicate"}
+    # Pausing a completed backfill is refused, and counted so.
+    await api(client, "POST", f"/v1/backfills/{created['id']}/pause", 422)
 
     async def counted() -> Samples:
         now = await scrape(client)
         runs = delta(before, now, "backfill_runs_finished_total", **completed)
-        # The API published the backfill's command.create, which the consumer skips.
-        creates = delta(before, now, "backfill_commands_total", **duplicate)
-        return now if runs >= 3 and creates >= 1 else {}
+        return now if runs >= 3 else {}
 
-    after = await wait_until(counted, within=10, what="run and command counters")
+    after = await wait_until(counted, within=10, what="run counters")
+
+    def commands(**labels: str) -> float:
+        return delta(before, after, "backfill_commands_total", **labels)
+
+    assert commands(type="command.create", source="api", outcome="applied") == 1
+    assert commands(type="command.pause", source="api", outcome="refused") == 1
+    # The API's command.create came back through the queue and the consumer skipped it:
+    # not a second command, so not counted again.
+    assert commands(type="command.create", source="queue", outcome="duplicate") == 0
+    assert commands(type="command.create", source="queue", outcome="applied") == 0
 
     assert delta(before, after, "backfill_runs_finished_total", **completed) == 3
     assert delta(before, after, "backfill_rows_processed_total") == 0, "noop reads nothing"
@@ -109,5 +118,5 @@ async def test_a_refused_message_counts_as_dead_lettered(client: Any, ctx: Conte
     after = await wait_until(counted, within=10, what="the dead-letter counter")
 
     assert delta(before, after, "backfill_messages_dead_lettered_total", queue=queue) == 1
-    refused = {"type": "command.pause", "outcome": "dead_lettered"}
+    refused = {"type": "command.pause", "source": "queue", "outcome": "dead_lettered"}
     assert delta(before, after, "backfill_commands_total", **refused) == 1

@@ -34,6 +34,8 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "event.backfill.completed": BackfillEvent,
     "event.backfill.failed": BackfillEvent,
     "event.backfill.cancelled": BackfillEvent,
+    "event.backfill.paused": BackfillEvent,
+    "event.backfill.resumed": BackfillEvent,
     "event.run.failed": RunFailedEvent,
 }
 
@@ -132,6 +134,8 @@ def test_the_channels_and_who_sends_or_receives(doc: dict[str, Any]) -> None:
         ("event.backfill.completed", "send"),
         ("event.backfill.failed", "send"),
         ("event.backfill.cancelled", "send"),
+        ("event.backfill.paused", "send"),
+        ("event.backfill.resumed", "send"),
         ("event.run.failed", "send"),
         ("backfills.dead", "send"),
     }

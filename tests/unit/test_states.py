@@ -11,6 +11,7 @@ from orchestrator.domain.states import (
     RUN_TRANSITIONS,
     BackfillState,
     RunState,
+    action_holds,
     action_target,
     check_backfill_transition,
     check_run_transition,
@@ -130,3 +131,18 @@ def test_resume_goes_back_to_where_it_was() -> None:
 
 def test_failed_backfill_cannot_be_resumed_only_cancelled() -> None:
     assert valid_actions(B.FAILED) == ["cancel", "retry"]
+
+
+@pytest.mark.parametrize(("current", "action"), list(itertools.product(B, ACTIONS)))
+def test_an_action_holds_only_where_it_leads(current: BackfillState, action: str) -> None:
+    """A repeated action is answered unchanged only in the state it would lead to; anywhere
+    else it is either valid (and moves) or refused."""
+    holds = action_holds(current, action)
+    expected = {
+        "cancel": {B.CANCELLED},
+        "pause": {B.PAUSED},
+        "resume": {B.CREATED, B.SCHEDULED, B.RUNNING},
+    }[action]
+    assert holds == (current in expected)
+    if holds:
+        assert action not in valid_actions(current)

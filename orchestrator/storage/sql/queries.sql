@@ -217,9 +217,16 @@ UPDATE backfills SET
     planning_done = $5,
     runs_created = runs_created + $8,
     runs_total = CASE WHEN $5 OR $6::integer IS NULL THEN runs_created + $8 ELSE $6 END,
+    runs_planned = CASE WHEN $5 THEN runs_created + $8 ELSE runs_planned END,
     planner_expires_at = now() + make_interval(secs => $7),
     updated_at = now()
 WHERE id = $1 AND planner_token = $2
+RETURNING *;
+
+-- name: settle_runs_total
+-- Planning stopped for good (a cancel): the runs that exist are all the backfill will have.
+UPDATE backfills SET runs_total = runs_created
+WHERE id = $1 AND NOT planning_done AND runs_total <> runs_created
 RETURNING *;
 
 -- name: claim_run
@@ -794,7 +801,7 @@ SELECT * FROM claimed;
 
 -- name: complete_and_count_many
 -- complete_and_count_runs for the runs of several backfills (their locks held). Returns
--- each backfill whose runs ended, with `ended_ids`.
+-- each backfill whose runs ended, with `ended_ids` and each one's row totals.
 WITH ended AS (
     UPDATE transfer_runs t SET
         state = 'completed',
@@ -805,10 +812,12 @@ WITH ended AS (
     FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::bigint[])
          AS v(id, token, processed, ingested)
     WHERE t.id = v.id AND t.lease_token = v.token AND t.state = 'running'
-    RETURNING t.id, t.backfill_id, v.processed, v.ingested),
+    RETURNING t.id, t.backfill_id, v.processed, v.ingested,
+              t.rows_processed AS run_processed, t.rows_ingested AS run_ingested),
 total AS (
     SELECT backfill_id, count(*) AS n, sum(processed) AS processed,
-           sum(ingested) AS ingested, array_agg(id) AS ids
+           sum(ingested) AS ingested, array_agg(id) AS ids,
+           array_agg(run_processed) AS run_processed, array_agg(run_ingested) AS run_ingested
     FROM ended GROUP BY backfill_id),
 counted AS (
     UPDATE backfills b SET
@@ -818,7 +827,8 @@ counted AS (
         updated_at = now()
     FROM total
     WHERE b.id = total.backfill_id
-    RETURNING b.*, total.ids AS ended_ids)
+    RETURNING b.*, total.ids AS ended_ids, total.run_processed AS ended_processed,
+              total.run_ingested AS ended_ingested)
 SELECT * FROM counted;
 
 -- name: shares_of_capacity
@@ -904,3 +914,13 @@ sent AS (
     FROM queued
     RETURNING 1)
 SELECT * FROM claimed;
+-- name: active_backfill_progress
+-- The counters of active backfills, oldest first, for the per-backfill metrics: the
+-- backfills' own counters, so no run is counted (backfills_state_id serves the filter).
+SELECT id, target_id, team_id, kind, state, planning_done, rows_initial_count,
+       rows_processed_count, rows_ingested_count,
+       runs_total, runs_completed, runs_failed, runs_cancelled
+FROM backfills
+WHERE state = ANY($1::text[]) AND deleted_at IS NULL
+ORDER BY id
+LIMIT $2;

@@ -29,6 +29,7 @@ from orchestrator.domain.specs import BackfillSpec, TableTargetSpec, TargetPatch
 from orchestrator.domain.states import (
     BackfillState,
     RunState,
+    action_holds,
     check_backfill_transition,
     resume_state,
 )
@@ -59,8 +60,16 @@ class FakeService(BackfillService):
             "backfills": {"running": 1},
             "runs": {"pending": 3},
             "oldest_pending_run": NOW,
-            "workers": ["w-1"],
+            "workers": [
+                {
+                    "id": "w-1",
+                    "roles": ["planner", "executor"],
+                    "last_seen_at": NOW,
+                    "stopped_at": None,
+                }
+            ],
         }
+        self.active_progress: list[dict[str, Any]] = []
 
     def _record(self, name: str, **kwargs: Any) -> None:
         self.calls.append((name, kwargs))
@@ -231,18 +240,34 @@ class FakeService(BackfillService):
         self.backfills[moved.id] = moved
         return moved
 
+    def _holds(self, backfill_id: int | UUID, action: str) -> Backfill | None:
+        # The domain's rule, as the repository applies it: already there, nothing changes.
+        current = self._backfill(backfill_id)
+        return current if action_holds(current.state, action) else None
+
     async def cancel_backfill(
-        self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
+        self,
+        backfill_id: int | UUID,
+        *,
+        team_id: int,
+        by: int | None = None,
+        repeat_ok: bool = True,
     ) -> Backfill:
         self._record("cancel_backfill", backfill_id=backfill_id)
+        if repeat_ok and (same := self._holds(backfill_id, "cancel")):
+            return same
         return self._move(backfill_id, BackfillState.CANCELLED, cancelled_at=NOW)
 
     async def pause_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         self._record("pause_backfill", backfill_id=backfill_id)
+        if same := self._holds(backfill_id, "pause"):
+            return same
         return self._move(backfill_id, BackfillState.PAUSED, paused_at=NOW)
 
     async def resume_backfill(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         self._record("resume_backfill", backfill_id=backfill_id)
+        if same := self._holds(backfill_id, "resume"):
+            return same
         current = self._backfill(backfill_id)
         return self._move(backfill_id, resume_state(current.started_at is not None), paused_at=None)
 
@@ -267,6 +292,9 @@ class FakeService(BackfillService):
         self._record("overview")
         return dict(self.overview_data)
 
+    async def active_backfill_progress(self) -> list[dict[str, Any]]:
+        return [dict(b) for b in self.active_progress]
+
 
 class FakeProbes:
     def __init__(self) -> None:
@@ -274,6 +302,7 @@ class FakeProbes:
         self.depths: dict[str, int] = {"backfills.commands": 0, "backfills.runs": 12}
         self.readiness_error: Exception | None = None
         self.depths_error: Exception | None = None
+        self.consumers = 1
 
     async def readiness(self) -> dict[str, bool]:
         if self.readiness_error is not None:
@@ -284,6 +313,14 @@ class FakeProbes:
         if self.depths_error is not None:
             raise self.depths_error
         return dict(self.depths)
+
+    async def queue_stats(self) -> list[tuple[str, str, int, int]]:
+        if self.depths_error is not None:
+            raise self.depths_error
+        return [
+            (name.rsplit(".", 1)[-1], name, depth, self.consumers)
+            for name, depth in self.depths.items()
+        ]
 
 
 Client = TestClient[web.Request, web.Application]

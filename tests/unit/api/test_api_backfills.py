@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from api_fakes import DATE_RANGE_TARGET, NOW, Client, FakeService
 
 from orchestrator.domain.states import BackfillState, RunState
@@ -33,6 +34,8 @@ BACKFILL_FIELDS = {
     "rows_ingested_count",
     "runs_total",
     "runs_created",
+    "runs_planned",
+    "planning_done",
     "runs_completed",
     "runs_failed",
     "runs_cancelled",
@@ -204,10 +207,10 @@ async def test_cancel_pause_resume(client: Client, service: FakeService) -> None
     assert body["cancelled_at"] == "2024-05-01T12:00:00+00:00"
 
 
-async def test_cancelling_a_cancelled_backfill_is_422_with_valid_states(
+async def test_cancelling_a_completed_backfill_is_422_with_valid_states(
     client: Client, service: FakeService
 ) -> None:
-    backfill = service.add_backfill(state=BackfillState.CANCELLED)
+    backfill = service.add_backfill(state=BackfillState.COMPLETED)
 
     response = await client.post(f"/v1/backfills/{backfill.id}/cancel")
 
@@ -218,20 +221,39 @@ async def test_cancelling_a_cancelled_backfill_is_422_with_valid_states(
     assert body["type"] == "https://backfill-orchestrator.dev/problems/invalid_state_transition"
     assert body["title"] == "Invalid state transition"
     assert body["valid_states"] == []
-    assert body["current_state"] == "cancelled"
+    assert body["current_state"] == "completed"
     assert body["requested_state"] == "cancelled"
-    assert "cancelled" in body["detail"]
+    assert "completed" in body["detail"]
 
 
-async def test_pausing_a_paused_backfill_lists_the_valid_moves(
+@pytest.mark.parametrize(
+    ("state", "action"),
+    [
+        (BackfillState.CANCELLED, "cancel"),
+        (BackfillState.PAUSED, "pause"),
+        (BackfillState.RUNNING, "resume"),
+    ],
+)
+async def test_asking_for_the_state_it_is_in_answers_200_unchanged(
+    client: Client, service: FakeService, state: BackfillState, action: str
+) -> None:
+    backfill = service.add_backfill(state=state)
+
+    response = await client.post(f"/v1/backfills/{backfill.id}/{action}")
+
+    assert response.status == 200
+    assert (await response.json())["state"] == state.value
+
+
+async def test_pausing_a_completed_backfill_lists_the_valid_moves(
     client: Client, service: FakeService
 ) -> None:
-    backfill = service.add_backfill(state=BackfillState.PAUSED)
+    backfill = service.add_backfill(state=BackfillState.COMPLETED)
 
     response = await client.post(f"/v1/backfills/{backfill.id}/pause")
 
     assert response.status == 422
-    assert (await response.json())["valid_states"] == ["cancelled", "running", "scheduled"]
+    assert (await response.json())["valid_states"] == []
 
 
 async def test_list_runs_hides_lease_token(client: Client, service: FakeService) -> None:

@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api_fakes import NOW, Client, FakeService
+from api_fakes import NOW, Client, FakeProbes, FakeService
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics_middleware import UNMATCHED
@@ -119,3 +119,33 @@ async def test_the_outbox_age_is_measured_from_the_oldest_unsent_row() -> None:
 
     assert 110 < got[("backfill_outbox_oldest_unsent_age_seconds", ())] < 180
     assert got[("backfill_backfills", (("state", "created"),))] == 0
+
+
+async def test_metrics_show_active_backfills_and_queues(
+    client: Client, service: FakeService, probes: FakeProbes
+) -> None:
+    service.active_progress = [
+        {
+            "id": 42,
+            "target_id": 1,
+            "team_id": 1,
+            "kind": "date_range",
+            "state": "paused",
+            "planning_done": True,
+            "rows_initial_count": None,
+            "rows_processed_count": 0,
+            "rows_ingested_count": 0,
+            "runs_total": 4,
+            "runs_completed": 1,
+            "runs_failed": 0,
+            "runs_cancelled": 0,
+        }
+    ]
+    probes.consumers = 0
+
+    got = samples(await (await client.get("/metrics")).text())
+
+    assert got[("backfill_active_progress_ratio", (("backfill_id", "42"),))] == 0.25
+    runs = (("queue", "backfills.runs"), ("role", "runs"))
+    assert got[("backfill_queue_messages", runs)] == 12
+    assert got[("backfill_queue_consumers", runs)] == 0

@@ -51,7 +51,14 @@ async def test_overview_merges_queue_depths(client: Client) -> None:
         "backfills": {"running": 1},
         "runs": {"pending": 3},
         "oldest_pending_run": "2024-05-01T12:00:00+00:00",
-        "workers": ["w-1"],
+        "workers": [
+            {
+                "id": "w-1",
+                "roles": ["planner", "executor"],
+                "last_seen_at": "2024-05-01T12:00:00+00:00",
+                "stopped_at": None,
+            }
+        ],
         "queues": {"backfills.commands": 0, "backfills.runs": 12},
     }
 
