@@ -20,7 +20,14 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from orchestrator.storage.migrate import SCHEMA
+
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+async def connect(dsn: str) -> asyncpg.Connection[Any]:
+    """A connection that reads the orchestrator's tables by their plain names."""
+    return await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
 
 
 def free_port() -> int:
@@ -144,7 +151,7 @@ class Stack:
     async def wait_ready(self, workers: int, within: float = 60) -> None:
         """The API answers and `workers` consuming workers have reported in."""
         deadline = time.monotonic() + within
-        conn = await asyncpg.connect(self.dsn)
+        conn = await connect(self.dsn)
         try:
             while time.monotonic() < deadline:
                 for name, proc in self.procs.items():
@@ -230,7 +237,7 @@ async def stack(
 async def wait_backfills(s: Stack, ids: list[int], within: float) -> list[dict[str, Any]]:
     """Polls the database (not the API, so the API's own load stays out of the figure)."""
     deadline = time.monotonic() + within
-    conn = await asyncpg.connect(s.dsn)
+    conn = await connect(s.dsn)
     try:
         while True:
             rows = await conn.fetch("SELECT * FROM backfills WHERE id = ANY($1::bigint[])", ids)

@@ -12,7 +12,7 @@ import asyncpg
 
 from bench.common import scratch
 from bench.scenario import Measurement, scenario
-from bench.stack import Stack, noop_target, stack, start_windows
+from bench.stack import Stack, connect, noop_target, stack, start_windows
 
 
 def p99(values: list[float]) -> float:
@@ -63,7 +63,7 @@ async def run(quick: bool) -> Measurement:
     trials, windows = (3, 5_000) if quick else (20, 100_000)
     async with scratch("cancel") as (dsn, prefix), stack(dsn, prefix, workers=1) as s:
         target = await noop_target(s, "cancel", 16)
-        conn = await asyncpg.connect(dsn)
+        conn = await connect(dsn)
         try:
             took, pending = [], []
             for n in range(trials):
