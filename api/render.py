@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
+
+from orchestrator import jsoncodec
 
 
 def iso_datetime(value: datetime) -> str:
@@ -35,7 +36,7 @@ def _datetimes_to_iso(value: Any) -> Any:
 
 def _dumps(value: Any) -> str:
     # Compact separators: responses are read by programs, and pages can be large.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return jsoncodec.dumps_str(value)
 
 
 def json_response(

@@ -53,7 +53,11 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
     )
     try:
         await broker.connect()
-        repo = Repository(pool, capacity=settings.dispatch_capacity)
+        repo = Repository(
+            pool,
+            capacity=settings.dispatch_capacity,
+            cancel_inline_runs=settings.cancel_inline_runs,
+        )
         service = BackfillService(settings, repo, sources)
         try:
             yield Context(

@@ -66,11 +66,17 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     # How often each running backfill gets an `event.backfill.progress` (0: never).
     progress_event_seconds: float = Field(default=15.0, ge=0)
-    worker_concurrency: int = Field(default=4, ge=1)
+    # Runs one worker process executes at once: as many as the dispatch capacity below, so
+    # a single worker can hold every run dispatched (a busy backfill's runs then go from
+    # one batch to the next without a dispatch message).
+    worker_concurrency: int = Field(default=16, ge=1)
     # Runs queued or running across all backfills that the dispatcher shares out by
     # priority; set it near the total worker concurrency of the deployment.
     dispatch_capacity: int = Field(default=16, ge=1)
     planner_batch_runs: int = Field(default=100, ge=1)
+    # A cancel marks at most this many pending runs cancelled in its own transaction; a
+    # bigger backfill's are counted at once and marked by the workers' sweep right after.
+    cancel_inline_runs: int = Field(default=1000, ge=0)
     read_batch_rows: int = Field(default=1000, ge=1)
     # Source reads adapt: a page starts at read_batch_rows and grows (up to read_batch_max_rows)
     # while pages take under a quarter of read_page_seconds, shrinking when one takes longer.

@@ -33,9 +33,12 @@ from orchestrator.sinks.ranges import KeyRange, RangeSink
 from orchestrator.sinks.registry import parse_options, sink_type
 from orchestrator.sources.pacing import PageSize
 from orchestrator.sources.tables import KeysetSql, column_types, table_sql
+from orchestrator.storage.batches import Batches, Claim, Completion
 from orchestrator.storage.repository import Checkpointed, ClaimedRun, Repository
 from orchestrator.storage.retrying import retry_unavailable
+from workers.completions import CompletionBatcher
 from workers.planner import plan_of
+from workers.slots import Slots
 
 log = structlog.get_logger(__name__)
 
@@ -66,28 +69,123 @@ class LeaseLost(Exception):
     """This worker no longer owns the run: another worker may be running it now."""
 
 
+# A worker remembers the runs it claimed itself for a few seconds, so the dispatch message
+# still on its way for one of them is dropped without a round trip to the database. The
+# memory is short and forgotten whenever the run may be dispatched again (a failed attempt,
+# a release): a message it wrongly dropped would leave the run to the stale-dispatch sweep.
+_REMEMBERED = 4096
+_REMEMBER_SECONDS = 10.0
+
+
 class Executor:
+    """`take_more`: a batch of completions also claims runs for the slots it frees (what a
+    worker does; tests driving an executor by hand leave it off)."""
+
     def __init__(
-        self, settings: Settings, repo: Repository, resources: Resources, worker_id: str
+        self,
+        settings: Settings,
+        repo: Repository,
+        resources: Resources,
+        worker_id: str,
+        *,
+        take_more: bool = False,
     ) -> None:
         self._settings = settings
         self._repo = repo
         self._resources = resources
         self._worker_id = worker_id
-        self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._running: dict[int, asyncio.Task[None]] = {}
         self._rng = random.Random()
         # The page size each recent backfill's runs ended with, per path: the next run of
         # the same backfill starts there instead of learning it again from read_batch_rows.
         self._page_sizes: dict[tuple[int, str], int] = {}
+        self._batches = Batches(repo.pool, capacity=repo.capacity)
+        self._completions = CompletionBatcher(self._flush)
+        self._take_more = take_more
+        self._draining = False
+        self.free = Slots(settings.worker_concurrency)
+        # Runs holding one of `free`'s slots until their work ends.
+        self._holding: set[int] = set()
+        self._claimed: dict[int, float] = {}
+        self._spawned: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> int:
         return len(self._running)
 
-    @property
-    def slots(self) -> asyncio.Semaphore:
-        return self._slots
+    def drain(self) -> None:
+        """Stop taking runs: what is running finishes, nothing new is claimed."""
+        self._draining = True
+
+    def claimed_here(self, run_id: int) -> bool:
+        """This worker claimed the run itself moments ago (its dispatch message is moot).
+        Answers True once per claim."""
+        at = self._claimed.pop(run_id, None)
+        return at is not None and time.monotonic() - at < _REMEMBER_SECONDS
+
+    def _lease_claim(self, want: int, named: int = 0) -> Claim:
+        return Claim(want, self._settings.lease_seconds, self._worker_id, named)
+
+    async def claim_batch(self, run_id: int, backfill_id: int, want: int) -> list[ClaimedRun]:
+        """For a dispatch message: the named run, and pending runs of its backfill that no
+        message names, up to `want`."""
+        return await self._batches.claim_runs(backfill_id, self._lease_claim(want, run_id))
+
+    def start(self, claimed: list[ClaimedRun], reserved: int) -> None:
+        """Runs each claimed run in its own task on one of the `reserved` slots taken from
+        `free`; the slots left over go back."""
+        self.free.give(reserved - len(claimed))
+        for c in claimed:
+            run_id = c.run.id
+            self._claimed[run_id] = time.monotonic()
+            if len(self._claimed) > _REMEMBERED:
+                del self._claimed[next(iter(self._claimed))]
+            self._holding.add(run_id)
+            task = asyncio.create_task(self._run_claimed(c), name=f"run-{run_id}")
+            # Registered at once, so a stop() right now already waits for it.
+            self._running[run_id] = task
+            self._spawned.add(task)
+            task.add_done_callback(self._spawned.discard)
+
+    async def _run_claimed(self, claimed: ClaimedRun) -> None:
+        try:
+            assert claimed.run.lease_token is not None
+            await self.execute(claimed, claimed.run.lease_token)
+        except Exception:
+            log.exception("run_crashed", run_id=claimed.run.id)
+        finally:
+            self._release_slot(claimed.run.id)
+
+    def _forget(self, run_id: int) -> None:
+        # The run may be dispatched again: its next message must reach the database.
+        self._claimed.pop(run_id, None)
+
+    def _release_slot(self, run_id: int) -> None:
+        if run_id in self._holding:
+            self._holding.discard(run_id)
+            self.free.give(1)
+
+    async def _flush(self, completions: list[Completion]) -> dict[int, tuple[int, int]]:
+        # The slots of the runs ending here pass to the runs claimed in their place.
+        handed = 0
+        for c in completions:
+            if c.run_id in self._holding:
+                self._holding.discard(c.run_id)
+                handed += 1
+        # Dispatch messages waiting for a slot go first: their runs were queued by the
+        # dispatch policy (fair share, priority), and a worker refilling its own slots
+        # would otherwise keep them waiting.
+        want = max(0, handed - self.free.waiting) if self._take_more and not self._draining else 0
+        try:
+            done, claimed = await self._retrying(
+                lambda: self._batches.complete_runs(completions, self._lease_claim(want)),
+                "complete_runs",
+            )
+        except BaseException:
+            self.free.give(handed)
+            raise
+        self.start(claimed, handed)
+        return done
 
     async def claim(self, run_id: int, backfill_id: int) -> tuple[ClaimedRun, UUID] | None:
         token = uuid4()
@@ -101,7 +199,7 @@ class Executor:
         run = claimed.run
         task = asyncio.current_task()
         assert task is not None
-        self._running[run.id] = task
+        self._running.setdefault(run.id, task)
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(backfill_id=run.backfill_id, run_id=run.id):
             try:
@@ -115,18 +213,22 @@ class Executor:
         log.info("run_started", attempt=run.attempt, seq=run.seq)
         lost = asyncio.Event()
         clock = LeaseClock(self._settings.lease_seconds)
-        work = asyncio.create_task(self._work(run, backfill, token, clock))
+        work = asyncio.create_task(self._work(run, backfill, token, clock, claimed.target))
         beat = asyncio.create_task(self._heartbeat(run.id, token, lost, work, clock))
         try:
             processed, ingested = await asyncio.wait_for(
                 asyncio.shield(work), timeout=self._settings.run_timeout_seconds
             )
         except LeaseLost:
+            beat.cancel()
+            self._forget(run.id)
             log.warning("run_lease_lost")
             metrics.run_ended(backfill["kind"], "lease_lost")
             return
         except asyncio.CancelledError:
+            beat.cancel()
             work.cancel()
+            self._forget(run.id)
             if lost.is_set():
                 log.warning("run_lease_lost")
                 metrics.run_ended(backfill["kind"], "lease_lost")
@@ -136,29 +238,29 @@ class Executor:
             await asyncio.shield(self._release(run, token))
             raise
         except Exception as exc:
+            beat.cancel()
             work.cancel()
+            self._forget(run.id)
             if lost.is_set():
                 log.warning("run_lease_lost")
                 metrics.run_ended(backfill["kind"], "lease_lost")
                 return
             await self._failed(run, backfill, token, exc)
             return
+        # The lease is kept alive until the completion is written too: a batch of
+        # completions may wait behind another, and must not find its runs reaped.
+        try:
+            completion = Completion(run.id, run.backfill_id, token, processed, ingested)
+            completed = await self._completions.complete(completion)
         finally:
             beat.cancel()
-        completed = await self._retrying(
-            lambda: self._repo.complete_run(run.id, run.backfill_id, token, processed, ingested),
-            "complete_run",
-        )
         if completed is not None:
-            # The run's totals: a table run's rows were counted at each checkpoint, so
-            # `processed` (rows not checkpointed yet) is 0 for it.
-            log.info(
-                "run_completed",
-                rows=completed.rows_processed,
-                rows_ingested=completed.rows_ingested,
-            )
+            # The run's totals, from the database: a table run's earlier pages were counted
+            # at their checkpoints, and `processed` holds only its last page.
+            log.info("run_completed", rows=completed[0], rows_ingested=completed[1])
             metrics.run_ended(backfill["kind"], "completed", rows=processed)
         else:
+            self._forget(run.id)
             log.warning("run_lease_lost", at="completion")
             metrics.run_ended(backfill["kind"], "lease_lost")
 
@@ -217,7 +319,8 @@ class Executor:
         work: asyncio.Task[Any],
         clock: LeaseClock,
     ) -> None:
-        while not work.done():
+        # Until cancelled: past the work, the lease must last until the completion is written.
+        while True:
             await asyncio.sleep(self._settings.heartbeat_seconds)
             try:
                 alive = await self._repo.heartbeat(run_id, token, self._settings.lease_seconds)
@@ -231,9 +334,15 @@ class Executor:
             clock.renewed()
 
     async def _work(
-        self, run: TransferRun, backfill: asyncpg.Record, token: UUID, clock: LeaseClock
+        self,
+        run: TransferRun,
+        backfill: asyncpg.Record,
+        token: UUID,
+        clock: LeaseClock,
+        target: Target | None = None,
     ) -> tuple[int, int]:
-        target = await self._repo.get_target(backfill["target_id"], None)
+        if target is None:
+            target = await self._repo.get_target(backfill["target_id"], None)
         # Checked again before every run: a grant revoked since the backfill was created
         # stops its next run here, before the source is touched.
         grants = await self._resources.grants.check(

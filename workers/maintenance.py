@@ -39,6 +39,7 @@ class Maintenance:
         if stale:
             log.warning("dispatch_republished", runs=stale)
         await self._repo.prune_outbox(3600.0)
+        await self._repo.sweep_cancelled_runs(5000)
 
     async def dispatch(self) -> None:
         await self._repo.dispatch_due(100)

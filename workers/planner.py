@@ -24,6 +24,8 @@ from orchestrator.storage.repository import Repository
 
 log = structlog.get_logger(__name__)
 _RANGE_VALUE: TypeAdapter[Any] = TypeAdapter(DateOrDatetime)
+# How far a date-range planner's batches grow past BACKFILL_PLANNER_BATCH_RUNS.
+_GROWTH = 50
 
 
 def plan_of(row: asyncpg.Record) -> WindowPlan:
@@ -111,6 +113,9 @@ class Planner:
                 ):
                     return
                 batch, first_seq = [], seq + 1
+                # The first batch is small so runs start at once; later ones grow, so a
+                # long range costs few transactions (each also stores the cursor).
+                size = min(size * 2, self._settings.planner_batch_runs * _GROWTH)
         # Always end with a batch marked done (possibly empty), which may finish the backfill.
         runs = await self._window_runs(row, reprocess, first_seq, batch)
         if not await self._add(

@@ -50,7 +50,7 @@ class Worker:
         self._consume = consume
         self.ops = OpsServer(ctx, consuming=consume) if serve_ops else None
         self.planner = Planner(s, ctx.repo, ctx.sources)
-        self.executor = Executor(s, ctx.repo, ctx.resources, self.worker_id)
+        self.executor = Executor(s, ctx.repo, ctx.resources, self.worker_id, take_more=True)
         self.commands = CommandConsumer(ctx.service, ctx.broker, self.planner)
         self.relay = OutboxRelay(
             ctx.pool,
@@ -74,21 +74,29 @@ class Worker:
             await self.ctx.broker.dead_letter(message, dispatch.reason)
             await message.ack()
             return
+        if self.executor.claimed_here(dispatch.run_id):
+            # This worker took the run itself, in the transaction that freed its slot.
+            await message.ack()
+            return
         # Holding the message until a slot is free keeps prefetch as the real backlog bound.
-        async with self.executor.slots:
-            if self._stop.is_set():
-                # Stopping: a message that waited for a slot must not start a run now.
-                await message.nack(requeue=True)
-                return
-            try:
-                claimed = await self.executor.claim(dispatch.run_id, dispatch.backfill_id)
-            except Exception:
-                log.exception("claim_failed", run_id=dispatch.run_id)
-                await message.nack(requeue=True)
-                return
-            await message.ack()  # the claim has committed; the message's work is done
-            if claimed is not None:
-                await self.executor.execute(*claimed)
+        reserved = await self.executor.free.take_some()
+        if self._stop.is_set():
+            # Stopping: a message that waited for a slot must not start a run now.
+            self.executor.free.give(reserved)
+            await message.nack(requeue=True)
+            return
+        try:
+            # One message wakes a batch: the named run and more of its backfill's.
+            claimed = await self.executor.claim_batch(
+                dispatch.run_id, dispatch.backfill_id, reserved
+            )
+        except Exception:
+            self.executor.free.give(reserved)
+            log.exception("claim_failed", run_id=dispatch.run_id)
+            await message.nack(requeue=True)
+            return
+        await message.ack()  # the claim has committed; the message's work is done
+        self.executor.start(claimed, reserved)
 
     async def run(self) -> None:
         s = self.ctx.settings
@@ -130,6 +138,7 @@ class Worker:
         try:
             await self._stop.wait()
         finally:
+            self.executor.drain()
             # Every step is bounded: a dependency that stopped answering must not keep the
             # process from exiting (leases and the reaper cover whatever is left).
             await _bounded(self.ctx.broker.stop_consuming(), 5, "stop_consuming")
@@ -146,4 +155,5 @@ class Worker:
 
     def stop(self) -> None:
         """Idempotent: asks run() to wind down."""
+        self.executor.drain()
         self._stop.set()

@@ -18,6 +18,7 @@ import typer
 from aiohttp import web
 from aiormq.exceptions import ChannelPreconditionFailed
 
+from orchestrator import eventloop
 from orchestrator.access import AccessService
 from orchestrator.cli.config import load_settings, unknown_variables
 from orchestrator.cli.errors import CliError, Exit
@@ -183,9 +184,10 @@ def start(settings: Settings | None = None) -> Settings:
 
 
 def run_server(work: Coroutine[Any, Any, object]) -> None:
-    """Runs a server command's coroutine; known start-up failures end as one log line."""
+    """Runs a server command's coroutine (on uvloop); known start-up failures end as one log
+    line."""
     try:
-        asyncio.run(work)
+        eventloop.run(work)
     except OrchestratorError as exc:
         log.error("command_failed", code=exc.code, error=exc.detail)
         raise typer.Exit(Exit.USAGE) from None

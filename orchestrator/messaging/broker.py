@@ -3,7 +3,6 @@ channel with a prefetch limit to consume from."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +15,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from orchestrator import metrics
+from orchestrator import jsoncodec, metrics
 from orchestrator.messaging.topology import REASON_HEADER, Declared, Topology
 
 log = structlog.get_logger(__name__)
@@ -33,7 +32,7 @@ def published_by_us(message: AbstractIncomingMessage) -> bool:
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+    return jsoncodec.dumps(payload)
 
 
 class Broker:

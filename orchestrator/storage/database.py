@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
+from orchestrator import jsoncodec
 from orchestrator.storage.migrate import SCHEMA
 
 if TYPE_CHECKING:
@@ -21,7 +21,9 @@ else:
 
 async def _init(conn: asyncpg.Connection[Any]) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            name, encoder=jsoncodec.dumps_str, decoder=jsoncodec.loads, schema="pg_catalog"
+        )
 
 
 async def _keep_session(conn: asyncpg.Connection[Any]) -> None:

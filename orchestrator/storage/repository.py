@@ -100,6 +100,24 @@ async def dispatch(conn: Conn, backfill: asyncpg.Record, capacity: int | None = 
     queued runs beyond that share), so a big backfill cannot crowd out a small urgent one."""
     if backfill["state"] not in BACKFILL_DISPATCHABLE:
         return 0
+    limit, allowed = await dispatch_limits(conn, backfill, capacity)
+    if allowed <= 0:
+        return 0
+    rows = await conn.fetch(q("dispatch_runs"), backfill["id"], limit, allowed)
+    if rows and backfill["max_runs_per_minute"] is not None:
+        await conn.execute(q("spend_run_tokens"), backfill["id"], len(rows))
+    return len(rows)
+
+
+_UNTHROTTLED = 2**31 - 1
+
+
+async def dispatch_limits(
+    conn: Conn, backfill: asyncpg.Record, capacity: int | None
+) -> tuple[int, int]:
+    """(how many runs the backfill may have queued or running, how many more its
+    runs-per-minute throttle lets start now). Gives back queued runs beyond its fair share.
+    The caller holds the backfill lock."""
     limit = backfill["max_active_runs"]
     if capacity is not None:
         share = await conn.fetchval(q("fair_share"), backfill["id"], capacity)
@@ -109,15 +127,7 @@ async def dispatch(conn: Conn, backfill: asyncpg.Record, capacity: int | None = 
     if backfill["max_runs_per_minute"] is not None:
         # Whole tokens only; the rest accrues, and the dispatch sweep comes back for it.
         allowed = int(await conn.fetchval(q("refill_run_tokens"), backfill["id"]))
-        if allowed <= 0:
-            return 0
-    rows = await conn.fetch(q("dispatch_runs"), backfill["id"], limit, allowed)
-    if rows and backfill["max_runs_per_minute"] is not None:
-        await conn.execute(q("spend_run_tokens"), backfill["id"], len(rows))
-    return len(rows)
-
-
-_UNTHROTTLED = 2**31 - 1
+    return limit, allowed
 
 
 async def one(conn: Conn, name: str, *args: Any) -> asyncpg.Record:
@@ -190,6 +200,8 @@ async def end_attempt(
 class ClaimedRun:
     run: TransferRun
     backfill: asyncpg.Record
+    # The target as it was when the run was claimed (read once per claiming transaction).
+    target: Target | None = None
 
 
 @dataclass(frozen=True)
@@ -200,10 +212,15 @@ class Checkpointed:
 
 
 class Repository:
-    def __init__(self, pool: Pool, *, capacity: int | None = None) -> None:
+    def __init__(
+        self, pool: Pool, *, capacity: int | None = None, cancel_inline_runs: int = 1000
+    ) -> None:
         self.pool = pool
         # The dispatch capacity shared out by priority; None: each backfill alone.
         self.capacity = capacity
+        # A cancel marks up to this many pending runs itself; more are marked afterwards
+        # (sweep_cancelled_runs), so a cancel takes the same time however big the backfill.
+        self.cancel_inline_runs = cancel_inline_runs
 
     # ---------------------------------------------------------------- targets
 
@@ -473,7 +490,7 @@ class Repository:
             return await self._with_report(conn, row)
 
     async def _cancel(self, conn: Conn, backfill_id: int, by: int | None) -> asyncpg.Record:
-        n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
+        n = await conn.fetchval(q("cancel_runs"), backfill_id, self.cancel_inline_runs)
         row = await set_state(conn, backfill_id, B.CANCELLED)
         # Cancelled while planning: no more runs will be made (runs_planned keeps the plan).
         row = await conn.fetchrow(q("settle_runs_total"), backfill_id) or row
@@ -485,7 +502,8 @@ class Repository:
         return row
 
     async def _with_report(self, conn: Conn, row: asyncpg.Record) -> Backfill:
-        reports = await self._error_reports(conn, [row["id"]])
+        # runs_failed counts the failed runs: without one there is no report to read.
+        reports = await self._error_reports(conn, [row["id"]] if row["runs_failed"] else [])
         return Backfill.from_row(row, reports.get(row["id"]))
 
     async def _error_reports(self, conn: Conn, ids: Sequence[int]) -> dict[int, list[ErrorEntry]]:
@@ -805,7 +823,7 @@ class Repository:
                 return False
             if backfill["state"] == B.CANCELLED:
                 # Cancelled meanwhile: the handed-back run must not wait for a dispatch.
-                n = await conn.fetchval(q("cancel_open_runs"), backfill_id)
+                n = await conn.fetchval(q("cancel_pending_run"), run_id)
                 await one(conn, "add_cancelled_runs", backfill_id, n)
             else:
                 await dispatch(conn, backfill, self.capacity)
@@ -832,6 +850,16 @@ class Repository:
                 )
                 reaped += 1
         return reaped
+
+    async def sweep_cancelled_runs(self, chunk: int) -> int:
+        """Marks the pending runs of cancelled backfills cancelled (their cancel counted
+        them), a chunk per transaction; returns how many."""
+        swept = 0
+        while True:
+            n = len(await self.pool.fetch(q("sweep_cancelled_runs"), chunk))
+            swept += n
+            if n < chunk:
+                return swept
 
     async def dispatch_due(self, limit: int) -> int:
         queued = 0

@@ -1,0 +1,247 @@
+"""Runs claimed, completed and dispatched in batches: one transaction per batch instead of
+several per run.
+
+Every transaction here locks the backfill rows it touches first (several in one statement,
+in id order), as every single-run transaction does, and claims only while the locked row
+says the backfill is dispatchable. A cancel takes the same lock, so a claim in a batch still
+either commits before the cancel or sees it: no run starts after a cancel committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from orchestrator.domain.models import Target, TransferRun
+from orchestrator.domain.states import BACKFILL_DISPATCHABLE
+from orchestrator.storage.database import Conn, Pool
+from orchestrator.storage.queries import q
+from orchestrator.storage.repository import ClaimedRun, dispatch_limits, maybe_finish
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker takes in a transaction: up to `want` runs, each under a lease of
+    `lease` seconds. With `named`, the run a dispatch message named (if still queued) and
+    pending runs that have no message; without, pending runs and then queued ones."""
+
+    want: int
+    lease: float
+    worker_id: str
+    named: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    run_id: int
+    backfill_id: int
+    token: UUID
+    processed: int
+    ingested: int
+
+
+async def dispatch_claiming(
+    conn: Conn, backfill: asyncpg.Record, capacity: int | None, claim: Claim | None
+) -> list[asyncpg.Record]:
+    """Dispatch that lets the calling worker take runs itself, within the limits dispatch
+    keeps (max_active_runs, fair share, the runs-per-minute throttle): pending runs go
+    straight to running, with no dispatch message. What the limits allow beyond that is
+    queued with a `run.dispatch` message each, as `dispatch` does. Returns the claimed runs.
+    The caller holds the backfill lock.
+
+    A table backfill's runs are only ever taken by their message (the named run): each is
+    long enough that spreading them over the workers matters more than the message."""
+    if backfill["state"] not in BACKFILL_DISPATCHABLE:
+        return []
+    backfill_id = backfill["id"]
+    want = claim.want if claim is not None else 0
+    batch = backfill["kind"] != "table"
+    claimed: list[asyncpg.Record] = []
+    if claim is not None and claim.named and want > 0:
+        claimed += await _claim_queued(conn, backfill_id, claim, claim.named, 1)
+    direct = want - len(claimed) if claim is not None and batch else 0
+    if backfill["max_runs_per_minute"] is None:
+        limit = backfill["max_active_runs"]
+        if capacity is not None:
+            share = await conn.fetchval(q("share_of_capacity"), backfill_id, capacity)
+            limit = min(limit, share or limit)
+        # Claimed and queued in one statement: the common case costs one round trip.
+        claimed += await conn.fetch(
+            q("claim_and_queue_runs"),
+            backfill_id,
+            limit,
+            max(0, direct),
+            claim.lease if claim is not None else None,
+            claim.worker_id if claim is not None else None,
+            _UNTHROTTLED,
+        )
+    else:
+        claimed += await _throttled(conn, backfill, capacity, claim, direct)
+    if claim is not None and batch and not claim.named and want > len(claimed):
+        # Queued runs whose messages are still on their way: this worker has a slot now.
+        claimed += await _claim_queued(conn, backfill_id, claim, 0, want - len(claimed))
+    if claimed and (backfill["started_at"] is None or backfill["state"] == "scheduled"):
+        await conn.fetchrow(q("mark_backfill_started_once"), backfill_id)
+    return claimed
+
+
+_UNTHROTTLED = 2**31 - 1
+
+
+async def _throttled(
+    conn: Conn, backfill: asyncpg.Record, capacity: int | None, claim: Claim | None, direct: int
+) -> list[asyncpg.Record]:
+    """dispatch_claiming's claims and queueing for a backfill with a runs-per-minute
+    throttle: apart, because the bucket is spent by how many runs started."""
+    backfill_id = backfill["id"]
+    limit, allowed = await dispatch_limits(conn, backfill, capacity)
+    claimed: list[asyncpg.Record] = []
+    if claim is not None and direct > 0 and allowed > 0:
+        claimed = list(
+            await conn.fetch(
+                q("claim_pending_runs"),
+                backfill_id,
+                limit,
+                direct,
+                claim.lease,
+                claim.worker_id,
+                allowed,
+            )
+        )
+    started = len(claimed)
+    if allowed - started > 0:
+        queued = await conn.fetch(q("queue_runs"), backfill_id, limit, allowed - started)
+        if queued:
+            await conn.execute(q("enqueue_dispatches"), backfill_id, [r["id"] for r in queued])
+        started += len(queued)
+    if started:
+        await conn.execute(q("spend_run_tokens"), backfill_id, started)
+    return claimed
+
+
+async def _claim_queued(
+    conn: Conn, backfill_id: int, claim: Claim, named: int, most: int
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            q("claim_queued_runs"), backfill_id, named, most, claim.lease, claim.worker_id
+        )
+    )
+
+
+def _claimed(
+    backfill: asyncpg.Record, target: Target | None, runs: list[asyncpg.Record]
+) -> list[ClaimedRun]:
+    return [ClaimedRun(TransferRun.from_row(r), backfill, target) for r in runs]
+
+
+class Batches:
+    """The batch paths of the run repository."""
+
+    def __init__(self, pool: Pool, *, capacity: int | None = None) -> None:
+        self.pool = pool
+        self.capacity = capacity
+
+    async def claim_runs(self, backfill_id: int, claim: Claim) -> list[ClaimedRun]:
+        """A dispatch message woke a worker with `claim.want` free slots: it takes the named
+        run and as many more of the backfill's as it can, in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(q("lock_backfills_with_targets"), [backfill_id])
+            if not rows:
+                return []
+            backfill = rows[0]
+            runs = await dispatch_claiming(conn, backfill, self.capacity, claim)
+            return _claimed(backfill, _target(backfill), runs)
+
+    async def complete_runs(
+        self, completions: list[Completion], claim: Claim | None
+    ) -> tuple[dict[int, tuple[int, int]], list[ClaimedRun]]:
+        """Ends a batch of runs (of any backfills) in one transaction, each fenced by its
+        own lease: the counters of each backfill move once, each backfill may finish, is
+        dispatched again, and the worker takes up to `claim.want` runs for the slots the
+        batch freed. Returns the runs that were still this worker's (the others' leases were
+        lost), each with its row totals (processed, ingested), and the runs claimed."""
+        ids = sorted({c.backfill_id for c in completions})
+        done: dict[int, tuple[int, int]] = {}
+        claimed: list[ClaimedRun] = []
+        want = claim.want if claim is not None else 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetch(q("lock_backfills_with_targets"), ids)
+            targets = {b["id"]: _target(b) for b in locked}
+            current: dict[int, asyncpg.Record] = {b["id"]: b for b in locked}
+            ended: dict[int, int] = {}
+            counted = await conn.fetch(
+                q("complete_and_count_many"),
+                [c.run_id for c in completions],
+                [c.token for c in completions],
+                [c.processed for c in completions],
+                [c.ingested for c in completions],
+            )
+            for row in counted:
+                done.update(
+                    zip(
+                        row["ended_ids"],
+                        zip(row["ended_processed"], row["ended_ingested"], strict=True),
+                        strict=True,
+                    )
+                )
+                ended[row["id"]] = len(row["ended_ids"])
+                current[row["id"]] = await maybe_finish(conn, row)
+            # Each backfill's ended runs are replaced one for one, so runs stay spread over
+            # the workers the way their messages first spread them.
+            wants: dict[int, int] = {}
+            for backfill_id in ids:
+                wants[backfill_id] = min(want - sum(wants.values()), ended.get(backfill_id, 0))
+            runs = await self._dispatch_all(conn, list(current.values()), wants, claim)
+            for backfill_id, rows in runs.items():
+                claimed += _claimed(current[backfill_id], targets[backfill_id], rows)
+        return done, claimed
+
+    async def _dispatch_all(
+        self,
+        conn: Conn,
+        backfills: list[asyncpg.Record],
+        wants: dict[int, int],
+        claim: Claim | None,
+    ) -> dict[int, list[asyncpg.Record]]:
+        """dispatch_claiming for each of the backfills, with the unthrottled ones (all but
+        a few, usually) done together in two statements."""
+        out: dict[int, list[asyncpg.Record]] = {}
+        together = []
+        for b in backfills:
+            if b["state"] not in BACKFILL_DISPATCHABLE:
+                continue
+            here = None if claim is None else Claim(wants[b["id"]], claim.lease, claim.worker_id)
+            if b["max_runs_per_minute"] is None:
+                together.append(b)
+            else:
+                out[b["id"]] = await dispatch_claiming(conn, b, self.capacity, here)
+        if not together:
+            return out
+        ids = [b["id"] for b in together]
+        limits = {b["id"]: b["max_active_runs"] for b in together}
+        if self.capacity is not None:
+            for backfill_id, share in await conn.fetch(q("shares_of_capacity"), ids, self.capacity):
+                limits[backfill_id] = min(limits[backfill_id], share or limits[backfill_id])
+        takes = [
+            wants[b["id"]] if claim is not None and b["kind"] != "table" else 0 for b in together
+        ]
+        rows = await conn.fetch(
+            q("claim_and_queue_many"),
+            ids,
+            [limits[i] for i in ids],
+            takes,
+            claim.lease if claim is not None else None,
+            claim.worker_id if claim is not None else None,
+        )
+        for r in rows:
+            out.setdefault(r["backfill_id"], []).append(r)
+        for b in together:
+            if b["id"] in out and (b["started_at"] is None or b["state"] == "scheduled"):
+                await conn.fetchrow(q("mark_backfill_started_once"), b["id"])
+        return out
+
+
+def _target(row: asyncpg.Record) -> Target:
+    return Target.from_row(row["target_row"])

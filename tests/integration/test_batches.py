@@ -1,0 +1,168 @@
+"""Runs claimed, completed and dispatched in batches, and a cancel too big to mark every
+run in its own transaction: the counters, the lease fencing and the cancel's promise hold
+as they do one run at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from orchestrator.context import Context
+from orchestrator.settings import Settings
+from orchestrator.storage.batches import Batches, Claim, Completion
+from orchestrator.storage.repository import Repository
+from tests.conftest import RunningWorker, make_settings
+from tests.faults.checker import check_date_range_backfill
+from tests.faults.scenario import date_range_target, start_backfill
+from tests.helpers import wait_until
+from workers.planner import Planner
+
+pytestmark = pytest.mark.integration
+
+
+async def planned(ctx: Context, name: str, start: str, end: str, **fields: Any) -> int:
+    """A backfill of daily windows planned here (no worker): its first runs queued."""
+    backfill = await start_backfill(ctx, name, start=start, end=end, **fields)
+    await Planner(ctx.settings, ctx.repo, ctx.sources).plan(backfill.id)
+    return backfill.id
+
+
+def claim(want: int, named: int = 0) -> Claim:
+    return Claim(want, 30.0, "tester", named)
+
+
+async def test_a_completion_batch_spans_backfills_fences_each_run_and_refills(
+    ctx: Context, db: Any
+) -> None:
+    await date_range_target(ctx, "a", {"type": "noop"}, max_active_runs=2)
+    await date_range_target(ctx, "b", {"type": "noop"}, max_active_runs=2)
+    first = await planned(ctx, "a", "2024-01-01", "2024-01-05")
+    second = await planned(ctx, "b", "2024-01-01", "2024-01-05")
+    batches = Batches(ctx.pool)
+    queued = await db.fetch("SELECT id, backfill_id FROM transfer_runs WHERE state = 'queued'")
+    assert len(queued) == 4
+    runs = []
+    for row in queued:
+        got = await batches.claim_runs(row["backfill_id"], claim(5, named=row["id"]))
+        assert [c.run.id for c in got] == [row["id"]]
+        assert got[0].target is not None
+        runs.append(got[0].run)
+    # The same message again claims nothing.
+    assert await batches.claim_runs(runs[0].backfill_id, claim(5, named=runs[0].id)) == []
+
+    stale = runs[0]
+    completions = [
+        Completion(r.id, r.backfill_id, r.lease_token or uuid4(), 1, 1) for r in runs[1:]
+    ]
+    completions.append(Completion(stale.id, stale.backfill_id, uuid4(), 1, 1))  # lost lease
+    done, refill = await batches.complete_runs(completions, claim(10))
+    assert set(done) == {r.id for r in runs[1:]}
+    assert set(done.values()) == {(1, 1)}, "each run's row totals"
+    # Each backfill's ended runs are replaced one for one by pending ones.
+    assert len(refill) == 3
+    assert all(c.run.state == "running" and c.run.lease_token for c in refill)
+    counts = {
+        r["id"]: (r["runs_completed"], r["rows_processed_count"])
+        for r in await db.fetch("SELECT * FROM backfills")
+    }
+    ended = {b: sum(1 for r in runs[1:] if r.backfill_id == b) for b in (first, second)}
+    assert counts == {b: (n, n) for b, n in ended.items()}
+    still = await db.fetchval("SELECT state FROM transfer_runs WHERE id = $1", stale.id)
+    assert still == "running", "a completion with another lease's token changed the run"
+
+
+async def test_nothing_is_claimed_for_a_cancelled_backfill(ctx: Context, db: Any) -> None:
+    await date_range_target(ctx, "c", {"type": "noop"}, max_active_runs=2)
+    backfill = await planned(ctx, "c", "2024-01-01", "2024-01-10")
+    batches = Batches(ctx.pool)
+    queued = await db.fetchval(
+        "SELECT id FROM transfer_runs WHERE backfill_id = $1 AND state = 'queued' LIMIT 1",
+        backfill,
+    )
+    (running,) = await batches.claim_runs(backfill, claim(4, named=queued))
+    await ctx.service.cancel_backfill(backfill, team_id=1)
+    assert await batches.claim_runs(backfill, claim(4, named=queued)) == []
+    assert running.run.lease_token is not None
+    completion = Completion(running.run.id, backfill, running.run.lease_token, 0, 0)
+    done, refill = await batches.complete_runs([completion], claim(4))
+    assert set(done) == {running.run.id}, "a run running at the cancel still finishes"
+    assert refill == []
+    late = await db.fetchval(
+        """SELECT count(*) FROM transfer_runs r JOIN backfills b ON b.id = r.backfill_id
+           WHERE r.started_at > b.cancelled_at"""
+    )
+    assert late == 0
+
+
+@pytest.fixture
+def settings(database: str, prefix: str) -> Settings:
+    # Small enough that the tests' backfills take the cancel's deferred path.
+    return make_settings(database, prefix, cancel_inline_runs=5)
+
+
+async def test_a_big_cancel_counts_pending_runs_at_once_and_the_sweep_marks_them(
+    ctx: Context, db: Any
+) -> None:
+    await date_range_target(ctx, "big", {"type": "noop"}, max_active_runs=3)
+    backfill = await planned(ctx, "big", "2024-01-01", "2024-03-01")
+    cancelled = await ctx.service.cancel_backfill(backfill, team_id=1)
+    assert cancelled.state == "cancelled"
+    assert cancelled.runs_cancelled == cancelled.runs_total == 61
+    pending = await db.fetchval(
+        "SELECT count(*) FROM transfer_runs WHERE backfill_id = $1 AND state = 'pending'",
+        backfill,
+    )
+    assert pending == 58, "queued runs are cancelled at once, the rest later"
+    # Nothing claims a counted run in between.
+    assert await Batches(ctx.pool).claim_runs(backfill, claim(10)) == []
+    assert await ctx.repo.sweep_cancelled_runs(20) == 58
+    found = await check_date_range_backfill(db, backfill, state="cancelled", within=5)
+    assert found.backfill["runs_cancelled"] == 61
+
+
+async def test_a_run_handed_back_after_a_big_cancel_is_counted_once(ctx: Context, db: Any) -> None:
+    await date_range_target(ctx, "back", {"type": "noop"}, max_active_runs=2)
+    backfill = await planned(ctx, "back", "2024-01-01", "2024-01-20")
+    queued = await db.fetchval(
+        "SELECT id FROM transfer_runs WHERE backfill_id = $1 AND state = 'queued' LIMIT 1",
+        backfill,
+    )
+    (running,) = await Batches(ctx.pool).claim_runs(backfill, claim(1, named=queued))
+    await ctx.service.cancel_backfill(backfill, team_id=1)
+    assert running.run.lease_token is not None
+    repo: Repository = ctx.repo
+    assert await repo.release_run(running.run.id, backfill, running.run.lease_token)
+    await repo.sweep_cancelled_runs(100)
+    found = await check_date_range_backfill(db, backfill, state="cancelled", within=5)
+    assert found.backfill["runs_cancelled"] == 20
+
+
+async def test_a_worker_sweeps_a_big_cancel_and_finishes_what_ran(
+    ctx: Context, db: Any, worker: RunningWorker
+) -> None:
+    await date_range_target(
+        ctx, "live", {"type": "noop"}, max_active_runs=4, interval_type="minute"
+    )
+    created = await start_backfill(
+        ctx,
+        "live",
+        start="2024-01-01T00:00:00Z",
+        end="2024-01-01T12:00:00Z",
+        interval_type="minute",
+    )
+
+    async def some_ended() -> bool:
+        b = await ctx.service.get_backfill(created.id, team_id=1)
+        return b.runs_completed >= 5
+
+    await wait_until(some_ended, what="runs flowing")
+    await ctx.service.cancel_backfill(created.id, team_id=1)
+    found = await check_date_range_backfill(db, created.id, state="cancelled", within=30)
+    late = [
+        r
+        for r in found.runs
+        if r["started_at"] and r["started_at"] > found.backfill["cancelled_at"]
+    ]
+    assert late == []
