@@ -55,6 +55,34 @@ def backfill_command() -> list[str]:
     return [sys.executable, "-m", "orchestrator.cli", "up"]
 
 
+def service_env(database: str, prefix: str, **settings: str) -> dict[str, str]:
+    """The environment of a `backfill` process under test: the caller's without its own
+    BACKFILL_* variables, this test's database and broker prefix, short timings so leases and
+    sweeps happen within a test's deadline, and the `main` source as an operator configures
+    it (the grant to team 1 rides on the test template; no demo role for a throwaway
+    database). `settings` adds or overrides BACKFILL_<NAME> values."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
+    env.update(
+        {
+            "BACKFILL_DATABASE_URL": database,
+            "BACKFILL_AMQP_URL": AMQP_URL,
+            "BACKFILL_AMQP_PREFIX": prefix,
+            "BACKFILL_HTTP_HOST": "127.0.0.1",
+            "BACKFILL_DISPATCH_SWEEP_SECONDS": "0.3",
+            "BACKFILL_REAPER_SECONDS": "0.3",
+            "BACKFILL_HEARTBEAT_SECONDS": "0.5",
+            "BACKFILL_OUTBOX_POLL_SECONDS": "0.2",
+            "BACKFILL_LEASE_SECONDS": "5",
+            "BACKFILL_SHUTDOWN_GRACE_SECONDS": "5",
+            "BACKFILL_SOURCES": json.dumps({"main": source_dsn(database)}),
+            "BACKFILL_DEMO_SOURCE": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update({f"BACKFILL_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
 def with_password(dsn: str) -> str:
     parts = urlsplit(dsn)
     user, _, host = parts.netloc.rpartition("@")
@@ -207,27 +235,12 @@ async def test_backfill_up_serves_runs_and_stops_cleanly(
     database: str, prefix: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
-    env.update(
-        {
-            "BACKFILL_DATABASE_URL": with_password(database),
-            "BACKFILL_AMQP_URL": AMQP_URL,
-            "BACKFILL_AMQP_PREFIX": prefix,
-            "BACKFILL_HTTP_HOST": "127.0.0.1",
-            "BACKFILL_HTTP_PORT": str(port),
-            "BACKFILL_DISPATCH_SWEEP_SECONDS": "0.3",
-            "BACKFILL_REAPER_SECONDS": "0.3",
-            "BACKFILL_HEARTBEAT_SECONDS": "0.5",
-            "BACKFILL_OUTBOX_POLL_SECONDS": "0.2",
-            "BACKFILL_LEASE_SECONDS": "5",
-            "BACKFILL_SHUTDOWN_GRACE_SECONDS": "5",
-            "BACKFILL_BOOTSTRAP_TOKEN": TOKEN,
-            # The source the targets use, as an operator configures it (the grant to team 1
-            # rides on the test template); no demo source for a throwaway database.
-            "BACKFILL_SOURCES": json.dumps({"main": source_dsn(database)}),
-            "BACKFILL_DEMO_SOURCE": "false",
-            "PYTHONUNBUFFERED": "1",
-        }
+    env = service_env(
+        database,
+        prefix,
+        database_url=with_password(database),
+        http_port=str(port),
+        bootstrap_token=TOKEN,
     )
     log_path = tmp_path / "backfill-up.log"
     with log_file(log_path) as out:

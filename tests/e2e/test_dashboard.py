@@ -9,7 +9,6 @@ Screenshots are left in tests/artifacts/ (not in git) for people to look at."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -21,8 +20,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import AMQP_URL, source_dsn
-from tests.e2e.test_backfill_up import backfill_command, free_port, read_log, wait_ready
+from tests.e2e.test_backfill_up import (
+    backfill_command,
+    free_port,
+    read_log,
+    service_env,
+    wait_ready,
+)
 from tests.helpers import api, make_target, start_backfill, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -62,27 +66,7 @@ class Service:
 @pytest.fixture
 async def service(database: str, prefix: str, tmp_path: Path) -> AsyncIterator[Service]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
-    env.update(
-        {
-            "BACKFILL_DATABASE_URL": database,
-            "BACKFILL_AMQP_URL": AMQP_URL,
-            "BACKFILL_AMQP_PREFIX": prefix,
-            "BACKFILL_HTTP_HOST": "127.0.0.1",
-            "BACKFILL_HTTP_PORT": str(port),
-            "BACKFILL_DISPATCH_SWEEP_SECONDS": "0.3",
-            "BACKFILL_REAPER_SECONDS": "0.3",
-            "BACKFILL_HEARTBEAT_SECONDS": "0.5",
-            "BACKFILL_OUTBOX_POLL_SECONDS": "0.2",
-            "BACKFILL_SHUTDOWN_GRACE_SECONDS": "5",
-            "BACKFILL_BOOTSTRAP_TOKEN": TOKEN,
-            # The source the targets use, as an operator configures it (the grant to team 1
-            # rides on the test template).
-            "BACKFILL_SOURCES": json.dumps({"main": source_dsn(database)}),
-            "BACKFILL_DEMO_SOURCE": "false",  # no demo role for a throwaway database
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env = service_env(database, prefix, http_port=str(port), bootstrap_token=TOKEN)
     log_path = tmp_path / "backfill-up.log"
     with log_path.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(

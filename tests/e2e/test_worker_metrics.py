@@ -29,8 +29,8 @@ from orchestrator.context import Context
 from orchestrator.domain.keys import ALL_SCOPES
 from orchestrator.probes import ContextProbes
 from tests.alert_rules import PROMETHEUS_OWN, rule_metric_names
-from tests.conftest import AMQP_URL, source_dsn
-from tests.e2e.test_backfill_up import ROOT, free_port, log_file, read_log
+from tests.conftest import AMQP_URL
+from tests.e2e.test_backfill_up import ROOT, free_port, log_file, read_log, service_env
 from tests.helpers import make_target, start_backfill, wait_backfill, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -87,28 +87,7 @@ async def test_a_worker_process_serves_metrics_that_move_with_its_work(
     ctx: Context, api_client: Any, database: str, prefix: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
-    env.update(
-        {
-            "BACKFILL_DATABASE_URL": database,
-            "BACKFILL_AMQP_URL": AMQP_URL,
-            "BACKFILL_AMQP_PREFIX": prefix,
-            "BACKFILL_HTTP_HOST": "127.0.0.1",
-            "BACKFILL_METRICS_PORT": str(port),
-            "BACKFILL_DISPATCH_SWEEP_SECONDS": "0.3",
-            "BACKFILL_REAPER_SECONDS": "0.3",
-            "BACKFILL_HEARTBEAT_SECONDS": "0.5",
-            "BACKFILL_OUTBOX_POLL_SECONDS": "0.2",
-            "BACKFILL_LEASE_SECONDS": "5",
-            "BACKFILL_SHUTDOWN_GRACE_SECONDS": "5",
-            "BACKFILL_LOG_JSON": "true",
-            # The source the targets use, as an operator configures it (the grant to team 1
-            # rides on the test template); no demo source for a throwaway database.
-            "BACKFILL_SOURCES": json.dumps({"main": source_dsn(database)}),
-            "BACKFILL_DEMO_SOURCE": "false",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env = service_env(database, prefix, metrics_port=str(port), log_json="true")
     log_path = tmp_path / "backfill-worker.log"
     with log_file(log_path) as out:
         proc = await asyncio.create_subprocess_exec(
