@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -27,26 +26,19 @@ from orchestrator.sources.pools import SourcePools
 from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool
 from orchestrator.storage.repository import Repository
-from tests.conftest import PG_ADMIN, db_url, make_settings
+from tests.conftest import copy_template, db_url, drop_database, make_settings
 from tests.integration.api.probes import FakeProbes
 
 Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture(scope="session")
-async def dropping() -> AsyncIterator[set[asyncio.Task[None]]]:
-    """Databases being dropped behind the tests' backs; all gone when the session ends."""
+async def dropping(template_db: str) -> AsyncIterator[set[asyncio.Task[None]]]:
+    """Databases being dropped behind the tests' backs; all gone when the session ends,
+    before the template and the source role they were copied with (hence `template_db`)."""
     tasks: set[asyncio.Task[None]] = set()
     yield tasks
     await asyncio.gather(*tasks)
-
-
-async def _drop(name: str) -> None:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture
@@ -54,14 +46,9 @@ async def database(template_db: str, dropping: set[asyncio.Task[None]]) -> Async
     """A fresh copy of the template per test, as tests/conftest.py makes it, but dropped in
     the background: DROP DATABASE waits for a checkpoint (up to seconds on a busy machine),
     and these tests are short. Drops that overlap share one checkpoint."""
-    name = f"bf_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    finally:
-        await admin.close()
+    name = await copy_template(template_db)
     yield db_url(name)
-    dropping.add(asyncio.create_task(_drop(name)))
+    dropping.add(asyncio.create_task(drop_database(name)))
 
 
 @pytest.fixture
