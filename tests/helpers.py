@@ -57,13 +57,14 @@ def target_body(name: str, kind: str = "date_range", **fields: Any) -> dict[str,
     """The body of POST /v1/targets. A date-range target runs the `noop` handler and a table
     target copies the table of its own name to the `null` sink, unless `fields` say
     otherwise; a field given as None is left out."""
-    body: dict[str, Any] = {"name": name, "kind": kind, **fields}
+    given = {key: value for key, value in fields.items() if value is not None}
+    body: dict[str, Any] = {"name": name, "kind": kind, **given}
     if kind == "date_range":
         body.setdefault("handler", {"type": "noop"})
     else:
         body.setdefault("tables", [name])
         body.setdefault("sink", {"type": "null"})
-    return {key: value for key, value in body.items() if value is not None}
+    return body
 
 
 async def make_target(client: Any, name: str, kind: str = "date_range", **fields: Any) -> Any:
