@@ -17,7 +17,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api.compat.paths import Dialect, dialect_of
+from api.compat.dialect import Dialect, dialect_of
 from api.keys import SETTINGS_KEY
 from orchestrator.settings import Settings
 
@@ -29,10 +29,11 @@ EXPOSED_HEADERS = "Location, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaini
 MAX_AGE_SECONDS = 600
 
 
-def origins_for(settings: Settings, dialect: Dialect) -> list[str]:
+def origins_for(settings: Settings, dialect: Dialect | None) -> list[str]:
+    """`dialect` None: the native API."""
     if settings.cors_origins is not None:
         return settings.cors_origins
-    return [] if dialect is Dialect.NATIVE else ["*"]
+    return [] if dialect is None else ["*"]
 
 
 def allowed_origin(origins: list[str], origin: str | None) -> str | None:
@@ -74,7 +75,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
     if response.prepared:
         return response
-    origins = origins_for(request.app[SETTINGS_KEY], dialect_of(request.path))
+    origins = origins_for(request.app[SETTINGS_KEY], dialect_of(request))
     allowed = allowed_origin(origins, request.headers.get("Origin"))
     if allowed is None:
         response.headers.pop(ALLOW_ORIGIN, None)

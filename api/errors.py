@@ -12,8 +12,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.compat.dialect import dialect_of
 from api.compat.failure import Failure, Renderer
-from api.compat.paths import Dialect, dialect_of
 from api.problems import problem_response
 from api.request_id import request_id_of
 from orchestrator.errors import OrchestratorError, RateLimited, Unauthorized
@@ -55,7 +55,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 detail="The database cannot be reached right now; retry shortly.",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-            return renderer_for(request.path)(request, failure)
+            return renderer_for(request)(request, failure)
         log.exception("unhandled_error", method=request.method, path=request.path)
         failure = Failure(
             status=500,
@@ -64,7 +64,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             detail="An unexpected error occurred. Quote the request id when reporting it.",
         )
     # The compatibility APIs answer in their own systems' error shapes.
-    return renderer_for(request.path)(request, failure)
+    return renderer_for(request)(request, failure)
 
 
 def render_problem(request: web.Request, failure: Failure) -> web.Response:
@@ -80,16 +80,9 @@ def render_problem(request: web.Request, failure: Failure) -> web.Response:
     )
 
 
-def renderer_for(path: str) -> Renderer:
-    # Imported here: the compat modules import route helpers that import this module.
-    from api.compat import mage, sequin, supermetrics
-
-    return {
-        Dialect.NATIVE: render_problem,
-        Dialect.SEQUIN: sequin.render_error,
-        Dialect.SUPERMETRICS: supermetrics.render_error,
-        Dialect.MAGE: mage.render_error,
-    }[dialect_of(path)]
+def renderer_for(request: web.Request) -> Renderer:
+    dialect = dialect_of(request)
+    return render_problem if dialect is None else dialect.render_error
 
 
 def _from_orchestrator_error(exc: OrchestratorError) -> Failure:
