@@ -16,8 +16,7 @@ from api.compat.dialect import dialect_of
 from api.compat.failure import Failure, Renderer
 from api.problems import problem_response
 from api.request_id import request_id_of
-from orchestrator.errors import OrchestratorError, RateLimited, Unauthorized
-from orchestrator.storage.database import is_unavailable
+from orchestrator.errors import DatabaseUnavailable, OrchestratorError, RateLimited, Unauthorized
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +43,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise  # redirects and the like are answers, not errors
         failure = _from_http_exception(request, exc)
     except Exception as exc:
-        if is_unavailable(exc):
+        if isinstance(exc, DatabaseUnavailable):
             # The database is down or restarting: say so, and when to try again, rather
             # than a 500 (nothing is wrong with the request) or a hang.
             log.warning("database_unavailable", error=repr(exc))
