@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from api.compat.registry import DIALECTS
-from api.cors import allowed_origin, origins_for
+from api.cors import allowed_headers, allowed_origin, origins_for
 from orchestrator.settings import Settings
 
 
@@ -38,3 +38,11 @@ def test_an_origin_is_allowed_only_when_listed() -> None:
     assert allowed_origin(["https://a.example"], "https://a.example") == "https://a.example"
     assert allowed_origin(["https://a.example"], "https://b.example") is None
     assert allowed_origin([], "https://a.example") is None
+
+
+def test_preflights_allow_the_request_headers_and_every_dialects_key_header() -> None:
+    assert allowed_headers(()) == "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
+    assert (
+        allowed_headers(DIALECTS)
+        == "Authorization, Content-Type, Idempotency-Key, X-API-KEY, X-Request-ID"
+    )

@@ -91,3 +91,11 @@ async def test_its_header_means_nothing_to_the_native_api(toy_client: Client) ->
 
     assert response.status == 401
     assert response.content_type == "application/problem+json"
+
+
+async def test_browsers_may_send_its_key_header(toy_client: Client) -> None:
+    # /toy/things/{thing} has no OPTIONS route: the CORS middleware answers the preflight.
+    response = await toy_client.options("/toy/things/known")
+
+    assert response.status == 204
+    assert "X-Toy-Key" in response.headers["Access-Control-Allow-Headers"].split(", ")
