@@ -17,12 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from api.render import iso_datetime
 from orchestrator.domain.models import (
     Backfill,
-    ErrorEntry,
-    HandlerSpec,
     IntervalType,
     Reprocess,
     RunOrder,
-    SinkSpec,
     Target,
     TargetKind,
     TransferRun,
@@ -60,10 +57,6 @@ class PluginOut(_Out):
     type: str
     options: dict[str, Any]
 
-    @classmethod
-    def from_domain(cls, spec: SinkSpec | HandlerSpec | None) -> PluginOut | None:
-        return None if spec is None else cls.model_validate(spec)
-
 
 class TargetOut(_Out):
     id: int
@@ -98,10 +91,6 @@ class ErrorEntryOut(_Out):
     attempt: int
     error: str
 
-    @classmethod
-    def from_domain(cls, entry: ErrorEntry) -> ErrorEntryOut:
-        return cls.model_validate(entry)
-
 
 class ProgressOut(_Out):
     """How far a backfill is and how fast it moves. `fraction`: done/total (rows for a table
@@ -117,10 +106,6 @@ class ProgressOut(_Out):
     eta_seconds: float | None
     eta: Timestamp | None
     window_seconds: int
-
-    @classmethod
-    def from_domain(cls, progress: Progress) -> ProgressOut:
-        return cls.model_validate(progress)
 
 
 class PlanningOut(_Out):
