@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.domain.overview import Overview, PendingRun, WorkerSeen
 from orchestrator.domain.states import BACKFILL_ACTIVE
 from orchestrator.storage.commands import enqueue
 from orchestrator.storage.database import Pool
@@ -82,9 +83,8 @@ class MaintenanceStore:
     async def worker_stopped(self, worker_id: str) -> None:
         await self.pool.execute(q("worker_stopped"), worker_id)
 
-    async def overview(self, stale_after_seconds: float = 30.0) -> dict[str, Any]:
-        """Backfills and runs by state, the oldest pending run, the workers, the outbox: the
-        body of /ops/overview, as plain JSON values."""
+    async def overview(self, stale_after_seconds: float = 30.0) -> Overview:
+        """Backfills and runs by state, the oldest pending run, the workers, the outbox."""
         async with self.pool.acquire() as conn:
             backfills = {r["state"]: r["n"] for r in await conn.fetch(q("overview_backfills"))}
             runs = {r["state"]: r["n"] for r in await conn.fetch(q("overview_runs"))}
@@ -92,13 +92,14 @@ class MaintenanceStore:
             workers = await conn.fetch(q("overview_workers"), stale_after_seconds)
             outbox = await conn.fetchrow(q("overview_outbox"))
         assert outbox is not None
-        return {
-            "backfills": backfills,
-            "runs": runs,
-            "oldest_pending_run": dict(oldest) if oldest is not None else None,
-            "workers": [dict(w) for w in workers],
-            "outbox": {"unsent": outbox["unsent"], "oldest_unsent_at": outbox["oldest"]},
-        }
+        return Overview(
+            backfills=backfills,
+            runs=runs,
+            oldest_pending_run=PendingRun(**oldest) if oldest is not None else None,
+            workers=[WorkerSeen(**w) for w in workers],
+            outbox_unsent=outbox["unsent"],
+            outbox_oldest_unsent_at=outbox["oldest"],
+        )
 
     async def active_backfill_progress(self, limit: int) -> list[dict[str, Any]]:
         """The counters of up to `limit` active backfills, oldest first (for the metrics)."""

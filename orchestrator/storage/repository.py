@@ -262,7 +262,7 @@ class Repository:
         await self.storage.maintenance.worker_stopped(worker_id)
 
     async def overview(self, stale_after_seconds: float = 30.0) -> dict[str, Any]:
-        return await self.storage.maintenance.overview(stale_after_seconds)
+        return (await self.storage.maintenance.overview(stale_after_seconds)).as_body()
 
     async def active_backfill_progress(self, limit: int) -> list[dict[str, Any]]:
         return await self.storage.maintenance.active_backfill_progress(limit)
