@@ -26,6 +26,7 @@ from orchestrator.sources.pools import SourcePools
 from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool
 from orchestrator.storage.repository import Repository
+from orchestrator.storage.stores import Storage
 from tests.conftest import copy_template, db_url, drop_database, make_settings
 from tests.integration.api.probes import FakeProbes
 
@@ -77,11 +78,12 @@ async def real_service(
     settings: Settings, pool: Pool, sources: SourcePools
 ) -> AsyncIterator[BackfillService]:
     """What the app serves, as `open_context` builds it, minus the broker."""
-    repo = Repository(
+    storage = Storage.build(
         pool,
         capacity=settings.dispatch_capacity,
         cancel_inline_runs=settings.cancel_inline_runs,
     )
+    repo = Repository(pool, capacity=settings.dispatch_capacity, storage=storage)
     service = BackfillService(settings, repo, sources)
     yield service
     await service.resources.close()
