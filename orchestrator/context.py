@@ -1,5 +1,5 @@
 """What one process holds open: the database pool, source pools, the broker connection, and
-the repository and service built on them. Opened once in the CLI, shared by the API and the
+the repository and the use cases built on them. Opened once in the CLI, shared by the API and the
 workers of that process, closed on the way out."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from orchestrator.access import AccessService
 from orchestrator.messaging.broker import Broker
 from orchestrator.messaging.topology import Topology
-from orchestrator.service import BackfillService
 from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources
 from orchestrator.sources.pools import SourcePools
 from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool
 from orchestrator.storage.repository import Repository
+from orchestrator.usecases import UseCases, build_usecases
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,12 @@ class Context:
     sources: SourcePools
     broker: Broker
     repo: Repository
-    service: BackfillService
+    usecases: UseCases
     access: AccessService
 
     @property
     def resources(self) -> Resources:
-        return self.service.resources
+        return self.usecases.resources
 
 
 @asynccontextmanager
@@ -58,7 +58,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             capacity=settings.dispatch_capacity,
             cancel_inline_runs=settings.cancel_inline_runs,
         )
-        service = BackfillService(settings, repo, sources)
+        usecases = build_usecases(settings, repo, sources)
         try:
             yield Context(
                 settings,
@@ -66,12 +66,12 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
                 sources,
                 broker,
                 repo,
-                service,
+                usecases,
                 AccessService(settings, AccessRepository(pool)),
             )
         finally:
             # What sinks and handlers opened: their broker connections, the HTTP client.
-            await service.resources.close()
+            await usecases.resources.close()
     finally:
         await broker.close()
         await sources.close()

@@ -12,15 +12,15 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.messaging.bodies import Poison, read_body
 from orchestrator.messaging.broker import Broker, published_by_us
 from orchestrator.messaging.messages import COMMAND, CreateCommand
-from orchestrator.service import BackfillService
+from orchestrator.usecases.commands import Commands
 from workers.planner import Planner
 
 log = structlog.get_logger(__name__)
 
 
 class CommandConsumer:
-    def __init__(self, service: BackfillService, broker: Broker, planner: Planner) -> None:
-        self._service = service
+    def __init__(self, commands: Commands, broker: Broker, planner: Planner) -> None:
+        self._commands = commands
         self._broker = broker
         self._planner = planner
 
@@ -52,17 +52,17 @@ class CommandConsumer:
             if isinstance(command, CreateCommand):
                 return await self._create(command, counted)
             action = command.type.removeprefix("command.")
-            if await self._service.repo.command_applied(command.command_id):
+            if await self._commands.applied(command.command_id):
                 log.info("command_duplicate")
                 if counted:
                     metrics.command_handled(command.type, "duplicate")
                 return None
             try:
-                await self._service.apply_command(
+                await self._commands.apply_command(
                     action, command.backfill_id, command.command_id, team_id=command.team_id
                 )
             except OrchestratorError as exc:
-                # A backfill already where the command leads is no error (the service
+                # A backfill already where the command leads is no error (the use case
                 # returns it unchanged); this is an action its state does not allow.
                 return f"{exc.code}: {exc.detail}"
             log.info("command_applied")
@@ -72,7 +72,7 @@ class CommandConsumer:
 
     async def _create(self, command: CreateCommand, counted: bool) -> str | None:
         try:
-            backfill, created = await self._service.apply_create(
+            backfill, created = await self._commands.apply_create(
                 command.backfill,
                 team_id=command.team_id,
                 command_id=command.command_id,

@@ -99,7 +99,7 @@ async def test_readiness_reports_a_dropped_consumer_until_it_is_reattached(
 async def test_the_worker_reattaches_a_dropped_consumer_and_goes_on_consuming(
     ctx: Context, worker: Any
 ) -> None:
-    target = await ctx.service.repo.insert_target(
+    target = await ctx.repo.insert_target(
         {
             "name": "days",
             "kind": "date_range",
