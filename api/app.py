@@ -33,7 +33,7 @@ from orchestrator.usecases import UseCases
 def create_app(
     settings: Settings, usecases: UseCases, probes: OpsProbes, access: AccessService
 ) -> web.Application:
-    """The caller owns the service's and the probes' connections; the app only uses them.
+    """The caller owns the use cases' and the probes' connections; the app only uses them.
 
     Run it with aiohttp's own access log off (`access_log=None`): the access log middleware
     writes one structured line per request instead."""
