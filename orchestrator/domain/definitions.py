@@ -3,21 +3,15 @@ the spec it is planned from, and the windows its stored columns make."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import TypeAdapter
 
-from orchestrator.domain.models import Backfill, IntervalType, Reprocess, RunOrder
+from orchestrator.domain.models import Backfill, Reprocess, RunOrder
 from orchestrator.domain.specs import BackfillSpec, DateOrDatetime, DraftSpec
 from orchestrator.domain.windows import WindowPlan, window_plan
 
 _RANGE_VALUE: TypeAdapter[Any] = TypeAdapter(DateOrDatetime)
-
-
-class StoredColumns(Protocol):
-    """A stored backfill's columns by name (a database row)."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def draft_of(backfill: Backfill) -> DraftSpec:
@@ -57,16 +51,21 @@ def spec_of(
     )
 
 
-def plan_of(stored: StoredColumns) -> WindowPlan:
+def plan_of(backfill: Backfill) -> WindowPlan:
     """A date-range backfill's windows, rebuilt from what it stored: the planner and the
     executor compute the same ones."""
-    given = stored["range_input"]
+    given = backfill.range_input
+    assert given is not None
+    assert backfill.interval_type is not None
+    assert backfill.run_order is not None
+    assert backfill.interval_units is not None
+    assert backfill.time_zone is not None
     return window_plan(
         _RANGE_VALUE.validate_python(given["start"]),
         _RANGE_VALUE.validate_python(given["end"]),
-        IntervalType(stored["interval_type"]),
-        stored["interval_units"],
-        stored["time_zone"],
-        RunOrder(stored["run_order"]),
-        end_inclusive=stored["end_inclusive"],
+        backfill.interval_type,
+        backfill.interval_units,
+        backfill.time_zone,
+        backfill.run_order,
+        end_inclusive=backfill.end_inclusive,
     )

@@ -11,11 +11,11 @@ from orchestrator.domain.commands import create_command, state_command
 from orchestrator.domain.definitions import draft_of, spec_of
 from orchestrator.domain.models import Backfill, TargetKind
 from orchestrator.domain.specs import PLAN_FIELDS, BackfillPatch, BackfillSpec, DraftSpec
-from orchestrator.domain.states import BackfillState, valid_actions
+from orchestrator.domain.states import BACKFILL_REPLANNABLE, BackfillState, valid_actions
 from orchestrator.domain.values import SETTINGS_FIELDS, range_values
 from orchestrator.errors import InvalidTransition, OrchestratorError, ValidationFailed
 from orchestrator.settings import Settings
-from orchestrator.storage.repository import REPLANNABLE, Repository
+from orchestrator.storage.repository import Repository
 from orchestrator.usecases.commands import Commands
 from orchestrator.usecases.drafts import Drafts
 from orchestrator.usecases.paging import Page, page_of
@@ -144,7 +144,7 @@ class Backfills:
             return await self.drafts.update(
                 current.id, DraftSpec.model_validate(changes), team_id=team_id
             )
-        if current.started_at is not None or current.state not in REPLANNABLE:
+        if current.started_at is not None or current.state not in BACKFILL_REPLANNABLE:
             raise InvalidTransition(
                 "backfill",
                 current.state.value,
