@@ -35,8 +35,9 @@ from orchestrator.domain.states import (
     resume_state,
 )
 from orchestrator.errors import Conflict, NotFound, Unauthorized, ValidationFailed
-from orchestrator.service import BackfillService, Page
 from orchestrator.settings import Settings
+from orchestrator.usecases import UseCases
+from orchestrator.usecases.paging import Page
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -50,8 +51,8 @@ def _page(items: list[T], key: Any, after: int | None, limit: int) -> Page[T]:
     return Page(items=chosen, next_after=(chosen[-1].id if more else None))
 
 
-class FakeService(BackfillService):
-    def __init__(self) -> None:  # the real one needs a repository; this keeps dicts
+class FakeService:
+    def __init__(self) -> None:  # the real use cases need a repository; this keeps dicts
         self.targets: dict[int, Target] = {}
         self.backfills: dict[int, Backfill] = {}
         self.runs: dict[int, list[TransferRun]] = {}
@@ -299,6 +300,59 @@ class FakeService(BackfillService):
     async def progress(self, backfills: list[Backfill]) -> dict[int, Progress]:
         # No runs here, so no activity: the fraction comes from the counters alone.
         return {b.id: progress_of(b, Activity(at=NOW)) for b in backfills}
+
+
+class _Delegate:
+    """One use-case module over FakeService: each method is looked up when called, so a test
+    that replaces a FakeService method replaces it for the routes too."""
+
+    def __init__(self, fake: FakeService, names: dict[str, str]) -> None:
+        self._fake = fake
+        self._names = names
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fake, self._names[name])
+
+
+def usecases_of(fake: FakeService) -> UseCases:
+    """The use cases the app takes, answered by the fake under its old method names."""
+    return UseCases(
+        targets=_Delegate(
+            fake,
+            {
+                "create": "create_target",
+                "page": "list_targets",
+                "get": "get_target",
+                "update": "update_target",
+                "delete": "delete_target",
+            },
+        ),  # type: ignore[arg-type]
+        backfills=_Delegate(
+            fake,
+            {
+                "create": "create_backfill",
+                "page": "list_backfills",
+                "get": "get_backfill",
+                "cancel": "cancel_backfill",
+                "pause": "pause_backfill",
+                "resume": "resume_backfill",
+            },
+        ),  # type: ignore[arg-type]
+        drafts=_Delegate(fake, {}),  # type: ignore[arg-type]
+        runs=_Delegate(fake, {"page": "list_runs"}),  # type: ignore[arg-type]
+        preview=_Delegate(fake, {}),  # type: ignore[arg-type]
+        commands=_Delegate(fake, {}),  # type: ignore[arg-type]
+        ops=_Delegate(
+            fake,
+            {
+                "overview": "overview",
+                "progress": "progress",
+                "active_backfill_progress": "active_backfill_progress",
+            },
+        ),  # type: ignore[arg-type]
+        grants=None,  # type: ignore[arg-type]
+        resources=None,  # type: ignore[arg-type]
+    )
 
 
 class FakeProbes:

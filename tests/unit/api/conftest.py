@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from api_fakes import FakeAccess, FakeProbes, FakeService
+from api_fakes import FakeAccess, FakeProbes, FakeService, usecases_of
 
 from api import create_app
 from orchestrator.settings import Settings
@@ -34,7 +34,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
 async def client(
     settings: Settings, service: FakeService, probes: FakeProbes
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = create_app(settings, service, probes, FakeAccess(settings))
+    app = create_app(settings, usecases_of(service), probes, FakeAccess(settings))
     headers = {"Authorization": f"Bearer {FakeAccess.TOKEN}"}
     async with TestClient(TestServer(app), headers=headers) as test_client:
         yield test_client
