@@ -21,25 +21,25 @@ from api.compat.dialect import DIALECTS_KEY, Dialect
 from api.compat.registry import DIALECTS
 from api.cors import cors_middleware
 from api.errors import error_middleware
-from api.keys import ACCESS_KEY, PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
+from api.keys import ACCESS_KEY, PROBES_KEY, SETTINGS_KEY, USECASES_KEY
 from api.metrics_middleware import metrics_middleware
 from api.probes import OpsProbes
 from api.rate_headers import rate_limit_headers_middleware
 from api.request_id import request_id_middleware
 from orchestrator.access import AccessService
-from orchestrator.service import BackfillService
 from orchestrator.settings import Settings
+from orchestrator.usecases import UseCases
 
 
 def create_app(
     settings: Settings,
-    service: BackfillService,
+    usecases: UseCases,
     probes: OpsProbes,
     access: AccessService,
     *,
     dialects: tuple[Dialect, ...] = DIALECTS,
 ) -> web.Application:
-    """The caller owns the service's and the probes' connections; the app only uses them.
+    """The caller owns the use cases' and the probes' connections; the app only uses them.
     `dialects` are the compatibility APIs served beside the native one (tests add their own).
 
     Run it with aiohttp's own access log off (`access_log=None`): the access log middleware
@@ -64,7 +64,7 @@ def create_app(
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings
-    app[SERVICE_KEY] = service
+    app[USECASES_KEY] = usecases
     app[ACCESS_KEY] = access
     app[PROBES_KEY] = probes
     app.add_routes(routes_targets.routes)

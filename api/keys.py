@@ -7,11 +7,11 @@ from aiohttp import web
 from api.probes import OpsProbes
 from orchestrator.access import AccessService
 from orchestrator.domain.keys import Principal
-from orchestrator.service import BackfillService
 from orchestrator.settings import Settings
+from orchestrator.usecases import UseCases
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
-SERVICE_KEY = web.AppKey("service", BackfillService)
+USECASES_KEY = web.AppKey("usecases", UseCases)
 ACCESS_KEY = web.AppKey("access", AccessService)
 # A Protocol is not a concrete class, so the type goes in as a parameter rather than an argument.
 PROBES_KEY = web.AppKey[OpsProbes]("probes")

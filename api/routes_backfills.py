@@ -9,7 +9,7 @@ from aiohttp import web
 from api import params
 from api.auth import principal_of, team_of
 from api.body import RequestBody
-from api.keys import SERVICE_KEY
+from api.keys import USECASES_KEY
 from api.render import json_response
 from api.schemas import BackfillOut, DryRunOut, backfills_page, runs_page
 from orchestrator.domain.models import Backfill
@@ -42,7 +42,7 @@ def idempotency_command_id(request: web.Request) -> uuid.UUID | None:
 
 
 async def _backfill_out(request: web.Request, backfill: Backfill) -> BackfillOut:
-    progress = await request.app[SERVICE_KEY].progress([backfill])
+    progress = await request.app[USECASES_KEY].ops.progress([backfill])
     return BackfillOut.from_domain(backfill, progress[backfill.id])
 
 
@@ -55,11 +55,11 @@ async def create_backfill(request: web.Request) -> web.Response:
     command_id = idempotency_command_id(request)
     spec = await BACKFILL_SPEC.parse(request)
     if dry_run:
-        result = await request.app[SERVICE_KEY].dry_run(
+        result = await request.app[USECASES_KEY].preview.dry_run(
             spec, team_id=team_of(request), after=after, limit=limit
         )
         return json_response(DryRunOut.from_domain(result))
-    backfill = await request.app[SERVICE_KEY].create_backfill(
+    backfill = await request.app[USECASES_KEY].backfills.create(
         spec,
         team_id=team_of(request),
         command_id=command_id,
@@ -79,17 +79,17 @@ async def list_backfills(request: web.Request) -> web.Response:
     states = query.states("state", BackfillState)
     after, limit = query.after(), query.limit()
     query.check()
-    page = await request.app[SERVICE_KEY].list_backfills(
+    page = await request.app[USECASES_KEY].backfills.page(
         team_id=team_of(request), target_id=target_id, states=states, after=after, limit=limit
     )
-    progress = await request.app[SERVICE_KEY].progress(page.items)
+    progress = await request.app[USECASES_KEY].ops.progress(page.items)
     return json_response(backfills_page(page, progress))
 
 
 @routes.get("/v1/backfills/{backfill}")
 async def get_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].get_backfill(ref, team_id=team_of(request))
+    backfill = await request.app[USECASES_KEY].backfills.get(ref, team_id=team_of(request))
     return json_response(await _backfill_out(request, backfill))
 
 
@@ -97,14 +97,16 @@ async def get_backfill(request: web.Request) -> web.Response:
 async def update_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     patch = await BACKFILL_PATCH.parse(request)
-    backfill = await request.app[SERVICE_KEY].update_backfill(ref, patch, team_id=team_of(request))
+    backfill = await request.app[USECASES_KEY].backfills.update(
+        ref, patch, team_id=team_of(request)
+    )
     return json_response(await _backfill_out(request, backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/cancel")
 async def cancel_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].cancel_backfill(
+    backfill = await request.app[USECASES_KEY].backfills.cancel(
         ref, team_id=team_of(request), by=principal_of(request).key_id
     )
     return json_response(await _backfill_out(request, backfill))
@@ -113,21 +115,21 @@ async def cancel_backfill(request: web.Request) -> web.Response:
 @routes.post("/v1/backfills/{backfill}/pause")
 async def pause_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].pause_backfill(ref, team_id=team_of(request))
+    backfill = await request.app[USECASES_KEY].backfills.pause(ref, team_id=team_of(request))
     return json_response(await _backfill_out(request, backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/resume")
 async def resume_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].resume_backfill(ref, team_id=team_of(request))
+    backfill = await request.app[USECASES_KEY].backfills.resume(ref, team_id=team_of(request))
     return json_response(await _backfill_out(request, backfill))
 
 
 @routes.post("/v1/backfills/{backfill}/retry")
 async def retry_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
-    backfill = await request.app[SERVICE_KEY].retry_backfill(ref, team_id=team_of(request))
+    backfill = await request.app[USECASES_KEY].backfills.retry(ref, team_id=team_of(request))
     return json_response(await _backfill_out(request, backfill))
 
 
@@ -138,7 +140,7 @@ async def list_runs(request: web.Request) -> web.Response:
     states = query.states("state", RunState)
     after, limit = query.after(), query.limit()
     query.check()
-    page = await request.app[SERVICE_KEY].list_runs(
+    page = await request.app[USECASES_KEY].runs.page(
         ref, team_id=team_of(request), states=states, after=after, limit=limit
     )
     return json_response(runs_page(page))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api.keys import PROBES_KEY, SERVICE_KEY
+from api.keys import PROBES_KEY, USECASES_KEY
 from orchestrator.metrics import scrape
 
 routes = web.RouteTableDef()
@@ -14,10 +14,10 @@ routes = web.RouteTableDef()
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    service = request.app[SERVICE_KEY]
+    usecases = request.app[USECASES_KEY]
     body = await scrape(
-        service.overview,
-        read_active=service.active_backfill_progress,
+        usecases.ops.overview,
+        read_active=usecases.ops.active_backfill_progress,
         read_queues=request.app[PROBES_KEY].queue_stats,
     )
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

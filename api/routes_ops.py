@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from api.keys import PROBES_KEY, SERVICE_KEY
+from api.keys import PROBES_KEY, USECASES_KEY
 from api.render import json_response
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,7 @@ async def ready(request: web.Request) -> web.Response:
 
 @routes.get("/ops/overview")
 async def overview(request: web.Request) -> web.Response:
-    body: dict[str, Any] = dict(await request.app[SERVICE_KEY].overview())
+    body: dict[str, Any] = dict(await request.app[USECASES_KEY].ops.overview())
     queues: dict[str, int] | None
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):

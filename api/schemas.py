@@ -26,7 +26,8 @@ from orchestrator.domain.models import (
 )
 from orchestrator.domain.progress import Progress
 from orchestrator.domain.states import BackfillState, RunState
-from orchestrator.service import DryRun, Page
+from orchestrator.usecases.paging import Page
+from orchestrator.usecases.preview import DryRun
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_datetime, return_type=str)]
 

@@ -156,7 +156,7 @@ async def running_worker(**overrides: Any) -> AsyncIterator[Context]:
 async def wait_done(ctx: Context, backfill_id: int, within: float = 1800) -> Backfill:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        b = await ctx.service.get_backfill(backfill_id, team_id=None)
+        b = await ctx.usecases.backfills.get(backfill_id, team_id=None)
         if b.state in ("completed", "failed", "cancelled"):
             if b.state != "completed":
                 raise RuntimeError(f"backfill {backfill_id} ended {b.state}")
@@ -171,7 +171,7 @@ _names = iter(range(1, 1_000_000))
 async def table_target(
     ctx: Context, table: str, sink: str, options: dict[str, Any], *, chunk: int = CHUNK
 ) -> int:
-    target = await ctx.service.create_target(
+    target = await ctx.usecases.targets.create(
         TableTargetSpec(
             name=f"bench-{sink}-{next(_names)}",
             tables=[table],
@@ -187,7 +187,7 @@ async def table_target(
 async def backfill_seconds(ctx: Context, target_id: int) -> tuple[float, Backfill]:
     """From the request to the backfill's completion, planning included."""
     start = time.monotonic()
-    b = await ctx.service.create_backfill(BackfillSpec(target=target_id), team_id=TEAM)
+    b = await ctx.usecases.backfills.create(BackfillSpec(target=target_id), team_id=TEAM)
     b = await wait_done(ctx, b.id)
     return time.monotonic() - start, b
 

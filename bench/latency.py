@@ -37,14 +37,14 @@ async def measure(args: argparse.Namespace, dsn: str, prefix: str) -> None:
             worker = Worker(ctx)
             task = asyncio.create_task(worker.run())
             try:
-                target = await ctx.service.create_target(
+                target = await ctx.usecases.targets.create(
                     DateRangeTargetSpec(
                         name="noop", handler=HandlerSpec(type="noop"), max_active_runs=1
                     ),
                     team_id=1,
                 )
                 minutes = 5 * args.runs
-                backfill = await ctx.service.create_backfill(
+                backfill = await ctx.usecases.backfills.create(
                     BackfillSpec.model_validate(
                         {
                             "target": target.id,
@@ -57,7 +57,7 @@ async def measure(args: argparse.Namespace, dsn: str, prefix: str) -> None:
                     team_id=1,
                 )
                 deadline = time.monotonic() + 300
-                while (await ctx.service.get_backfill(backfill.id, team_id=None)).state not in (
+                while (await ctx.usecases.backfills.get(backfill.id, team_id=None)).state not in (
                     "completed",
                     "failed",
                 ):

@@ -1,5 +1,5 @@
 """What one process holds open: the database pool, source pools, the broker connection, and
-the stores and service built on them. Opened once in the CLI, shared by the API and the
+the stores and the use cases built on them. Opened once in the CLI, shared by the API and the
 workers of that process, closed on the way out."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from orchestrator.access import AccessService
 from orchestrator.messaging.broker import Broker
 from orchestrator.messaging.topology import Topology
-from orchestrator.service import BackfillService
 from orchestrator.settings import Settings
 from orchestrator.sinks.base import Resources
 from orchestrator.sources.pools import SourcePools
@@ -19,6 +18,7 @@ from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool
 from orchestrator.storage.repository import Repository
 from orchestrator.storage.stores import Storage
+from orchestrator.usecases import UseCases, build_usecases
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,14 @@ class Context:
     sources: SourcePools
     broker: Broker
     storage: Storage
-    # Temporary (issue 12): the old repository's facade over `storage`, for the service.
+    # Temporary (issue 12): the old repository's facade over `storage`, for the use cases.
     repo: Repository
-    service: BackfillService
+    usecases: UseCases
     access: AccessService
 
     @property
     def resources(self) -> Resources:
-        return self.service.resources
+        return self.usecases.resources
 
 
 @asynccontextmanager
@@ -62,7 +62,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             cancel_inline_runs=settings.cancel_inline_runs,
         )
         repo = Repository(pool, capacity=settings.dispatch_capacity, storage=storage)
-        service = BackfillService(settings, repo, sources)
+        usecases = build_usecases(settings, repo, sources)
         try:
             yield Context(
                 settings,
@@ -71,12 +71,12 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
                 broker,
                 storage,
                 repo,
-                service,
+                usecases,
                 AccessService(settings, AccessRepository(pool)),
             )
         finally:
             # What sinks and handlers opened: their broker connections, the HTTP client.
-            await service.resources.close()
+            await usecases.resources.close()
     finally:
         await broker.close()
         await sources.close()

@@ -242,7 +242,7 @@ async def client(
 ) -> AsyncIterator[TestClient[Any, Any]]:
     """The API over the real service, with a worker consuming in the same process; requests
     carry the `token` fixture's key unless a test sends its own Authorization header."""
-    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=True), ctx.access)
+    app = create_app(ctx.settings, ctx.usecases, ContextProbes(ctx, consuming=True), ctx.access)
     headers = {"Authorization": f"Bearer {token}"}
     async with TestClient(TestServer(app), headers=headers) as test_client:
         yield test_client
@@ -259,7 +259,7 @@ async def grant_source(
     statement_timeout_ms: int = 60_000,
 ) -> SourceGrant:
     """What an operator does with `backfill sources grant`."""
-    return await ctx.service.grants.repo.put(
+    return await ctx.usecases.grants.repo.put(
         SourceGrant(
             team_id=team_id,
             source=source,

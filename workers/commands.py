@@ -12,18 +12,14 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.messaging.bodies import Poison, read_body
 from orchestrator.messaging.broker import Broker, published_by_us
 from orchestrator.messaging.messages import COMMAND, CreateCommand
-from orchestrator.service import BackfillService
-from orchestrator.storage.commands import CommandStore
+from orchestrator.usecases.commands import Commands
 from workers.planner import Planner
 
 log = structlog.get_logger(__name__)
 
 
 class CommandConsumer:
-    def __init__(
-        self, service: BackfillService, commands: CommandStore, broker: Broker, planner: Planner
-    ) -> None:
-        self._service = service
+    def __init__(self, commands: Commands, broker: Broker, planner: Planner) -> None:
         self._commands = commands
         self._broker = broker
         self._planner = planner
@@ -62,11 +58,11 @@ class CommandConsumer:
                     metrics.command_handled(command.type, "duplicate")
                 return None
             try:
-                await self._service.apply_command(
+                await self._commands.apply_command(
                     action, command.backfill_id, command.command_id, team_id=command.team_id
                 )
             except OrchestratorError as exc:
-                # A backfill already where the command leads is no error (the service
+                # A backfill already where the command leads is no error (the use case
                 # returns it unchanged); this is an action its state does not allow.
                 return f"{exc.code}: {exc.detail}"
             log.info("command_applied")
@@ -76,7 +72,7 @@ class CommandConsumer:
 
     async def _create(self, command: CreateCommand, counted: bool) -> str | None:
         try:
-            backfill, created = await self._service.apply_create(
+            backfill, created = await self._commands.apply_create(
                 command.backfill,
                 team_id=command.team_id,
                 command_id=command.command_id,

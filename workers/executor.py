@@ -12,7 +12,6 @@ import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -21,8 +20,10 @@ import structlog
 
 from orchestrator import metrics
 from orchestrator.domain.claims import Checkpointed, ClaimedRun
+from orchestrator.domain.definitions import plan_of
 from orchestrator.domain.models import BackfillRow, HandlerSpec, SinkSpec, Target, TransferRun
 from orchestrator.domain.retry import backoff_seconds
+from orchestrator.domain.windows import window_variables
 from orchestrator.error_text import error_text
 from orchestrator.grants.checks import target_needs
 from orchestrator.grants.scope import using
@@ -38,7 +39,6 @@ from orchestrator.storage.batches import Claim, Completion
 from orchestrator.storage.retrying import retry_unavailable
 from orchestrator.storage.stores import Storage
 from workers.completions import CompletionBatcher
-from workers.planner import plan_of
 from workers.slots import Slots
 
 log = structlog.get_logger(__name__)
@@ -627,24 +627,3 @@ class Executor:
         for t in pending:
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-def window_variables(
-    variables: dict[str, Any], start: datetime, end: datetime, *, previous_start: datetime
-) -> dict[str, Any]:
-    """What a date-range run's handler sees: the backfill's variables plus its window, under
-    this service's names and Mage's (interval_*_datetime, ds, hr), so a pipeline written for
-    Mage's backfills reads the same variables here."""
-    return {
-        **variables,
-        "execution_date": start.isoformat(),
-        "window_start": start.isoformat(),
-        "window_end": end.isoformat(),
-        "interval_seconds": (end - start).total_seconds(),
-        # The window before this one in the range (before the range, for the first).
-        "previous_window_start": previous_start.isoformat(),
-        "interval_start_datetime": start.isoformat(),
-        "interval_end_datetime": end.isoformat(),
-        "ds": start.strftime("%Y-%m-%d"),
-        "hr": start.strftime("%H"),
-    }

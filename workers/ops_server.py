@@ -35,7 +35,7 @@ class OpsServer:
             return
         app = create_ops_app(
             s,
-            self._ctx.service,
+            self._ctx.usecases,
             ContextProbes(self._ctx, consuming=self._consuming),
             self._ctx.access,
         )

@@ -12,40 +12,18 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import structlog
-from pydantic import TypeAdapter
 
-from orchestrator.domain.models import Backfill, BackfillRow, Reprocess, TargetKind, Window
-from orchestrator.domain.specs import DateOrDatetime
-from orchestrator.domain.windows import WindowPlan, window_plan
+from orchestrator.domain.chunking import chunk_page
+from orchestrator.domain.definitions import plan_of
+from orchestrator.domain.models import BackfillRow, Reprocess, TargetKind, Window
 from orchestrator.settings import Settings
 from orchestrator.sources.pools import SourcePools
 from orchestrator.sources.tables import KeysetSql, table_sql
 from orchestrator.storage.stores import Storage
 
 log = structlog.get_logger(__name__)
-_RANGE_VALUE: TypeAdapter[Any] = TypeAdapter(DateOrDatetime)
 # How far a date-range planner's batches grow past BACKFILL_PLANNER_BATCH_RUNS.
 _GROWTH = 50
-
-
-def plan_of(row: Backfill) -> WindowPlan:
-    """A date-range backfill's windows, rebuilt from what it stored: the planner and the
-    executor compute the same ones."""
-    given = row.range_input
-    assert given is not None
-    assert row.interval_type is not None
-    assert row.run_order is not None
-    assert row.interval_units is not None
-    assert row.time_zone is not None
-    return window_plan(
-        _RANGE_VALUE.validate_python(given["start"]),
-        _RANGE_VALUE.validate_python(given["end"]),
-        row.interval_type,
-        row.interval_units,
-        row.time_zone,
-        row.run_order,
-        end_inclusive=row.end_inclusive,
-    )
 
 
 class Planner:
@@ -180,16 +158,14 @@ class Planner:
             params: list[Any] = [*(cursor or []), *upper, chunk * per_batch, chunk]
             async with pool.acquire() as conn:
                 bounds = await conn.fetch(keyset.boundaries(cursor is not None), *params)
-            runs: list[dict[str, Any]] = []
-            for b in bounds:
-                key = [str(v) for v in b.values()]
-                runs.append({"seq": seq, "lower_key": cursor, "upper_key": key})
-                cursor, seq = key, seq + 1
-            done = len(bounds) < per_batch
-            if done and cursor != upper:
-                # The tail: fewer than chunk_size rows remain after the last boundary.
-                runs.append({"seq": seq, "lower_key": cursor, "upper_key": upper})
-                cursor, seq = upper, seq + 1
+            page = chunk_page(
+                cursor, [[str(v) for v in b.values()] for b in bounds], upper, per_batch
+            )
+            runs: list[dict[str, Any]] = [
+                {"seq": seq + i, "lower_key": c.lower_key, "upper_key": c.upper_key}
+                for i, c in enumerate(page.chunks)
+            ]
+            cursor, seq, done = page.cursor, seq + len(page.chunks), page.done
             if not await self._add(
                 row, token, runs, cursor=cursor, next_seq=seq, done=done, total=None
             ):

@@ -51,7 +51,7 @@ class Worker:
         self.ops = OpsServer(ctx, consuming=consume) if serve_ops else None
         self.planner = Planner(s, ctx.storage, ctx.sources)
         self.executor = Executor(s, ctx.storage, ctx.resources, self.worker_id, take_more=True)
-        self.commands = CommandConsumer(ctx.service, ctx.storage.commands, ctx.broker, self.planner)
+        self.commands = CommandConsumer(ctx.usecases.commands, ctx.broker, self.planner)
         self.relay = OutboxRelay(
             ctx.storage.outbox,
             ctx.broker,

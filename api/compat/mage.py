@@ -27,15 +27,17 @@ from api.body import RequestBody
 from api.compat.common import read_optional_json, utc
 from api.compat.dialect import Dialect
 from api.compat.failure import Failure
-from api.keys import SERVICE_KEY
+from api.keys import USECASES_KEY
 from api.render import json_response
+from orchestrator.domain.definitions import draft_of
 from orchestrator.domain.keys import Principal
 from orchestrator.domain.models import Backfill, IntervalType, RunOrder, Target, TargetKind
 from orchestrator.domain.specs import NAME_RE, BackfillSpec, DraftSpec
 from orchestrator.domain.states import BACKFILL_TERMINAL, BackfillState, RunState
-from orchestrator.domain.windows import WindowPlan
+from orchestrator.domain.values import checked_plan
+from orchestrator.domain.windows import MAGE_PREVIEW_VARIABLES, WindowPlan, window_variables
 from orchestrator.errors import InvalidTransition, NotFound, ValidationFailed
-from orchestrator.service import BackfillService, draft_of
+from orchestrator.usecases import UseCases
 
 routes = web.RouteTableDef()
 
@@ -179,7 +181,7 @@ def preview_plan(backfill: Backfill) -> WindowPlan | None:
     if definition.start is None or definition.end is None:
         return None
     try:
-        return BackfillService.plan_for(
+        return checked_plan(
             definition.start,
             definition.end,
             backfill.interval_type,
@@ -194,24 +196,17 @@ def preview_plan(backfill: Backfill) -> WindowPlan | None:
 
 def preview_dates(plan: WindowPlan, *, offset: int, limit: int) -> list[dict[str, Any]]:
     """Mage's `pipeline_run_dates` for one page: the variables each run receives about its
-    window (the same values workers/executor.py hands the run)."""
+    window (the same values the executor hands the run)."""
     out: list[dict[str, Any]] = []
     if offset >= plan.count:
         return out
-    for _, window in plan.windows(offset):
+    for seq, window in plan.windows(offset):
         if len(out) == limit:
             break
-        start, end = window.start, window.end
-        out.append(
-            {
-                "ds": start.strftime("%Y-%m-%d"),
-                "execution_date": start.isoformat(),
-                "hr": start.strftime("%H"),
-                "interval_end_datetime": end.isoformat(),
-                "interval_seconds": (end - start).total_seconds(),
-                "interval_start_datetime": start.isoformat(),
-            }
+        shown = window_variables(
+            {}, window.start, window.end, previous_start=plan.previous_start(seq)
         )
+        out.append({name: shown[name] for name in MAGE_PREVIEW_VARIABLES})
     return out
 
 
@@ -440,7 +435,7 @@ async def _pipeline_named(request: web.Request, name: str) -> Target:
     if not NAME_RE.fullmatch(name) or name.isdigit():
         raise _no_pipeline(name)
     try:
-        target = await request.app[SERVICE_KEY].get_target(name, team_id=team_of(request))
+        target = await request.app[USECASES_KEY].targets.get(name, team_id=team_of(request))
     except NotFound:
         raise _no_pipeline(name) from None
     if target.kind != TargetKind.DATE_RANGE:
@@ -451,27 +446,27 @@ async def _pipeline_named(request: web.Request, name: str) -> Target:
 async def _backfill(request: web.Request, pipeline: Target | None) -> tuple[Backfill, Target]:
     """The backfill in the path, and its pipeline; a table backfill or one of another
     pipeline is not found."""
-    service = request.app[SERVICE_KEY]
+    usecases = request.app[USECASES_KEY]
     raw = request.match_info["backfill"]
     if not _DIGITS.fullmatch(raw) or len(raw) > 19 or int(raw) > _BIGINT_MAX:
         raise _no_backfill(raw)
     try:
-        backfill = await service.get_backfill(int(raw), team_id=team_of(request))
+        backfill = await usecases.backfills.get(int(raw), team_id=team_of(request))
     except NotFound:
         raise _no_backfill(raw) from None
     if backfill.kind != TargetKind.DATE_RANGE:
         raise _no_backfill(raw)
     if pipeline is None:
-        pipeline = await service.get_target(backfill.target_id, team_id=team_of(request))
+        pipeline = await usecases.targets.get(backfill.target_id, team_id=team_of(request))
     elif backfill.target_id != pipeline.id:
         raise _no_backfill(raw)
     return backfill, pipeline
 
 
-async def _running_runs(service: BackfillService, backfill: Backfill, team_id: int) -> int:
+async def _running_runs(usecases: UseCases, backfill: Backfill, team_id: int) -> int:
     count, after = 0, None
     while True:
-        page = await service.list_runs(
+        page = await usecases.runs.page(
             backfill.id, team_id=team_id, states=[RunState.RUNNING], after=after, limit=500
         )
         count += len(page.items)
@@ -492,7 +487,7 @@ async def present(
         return data
     running = 0
     if backfill.state != B.DRAFT:
-        running = await _running_runs(request.app[SERVICE_KEY], backfill, team_of(request))
+        running = await _running_runs(request.app[USECASES_KEY], backfill, team_of(request))
     data["total_run_count"] = plan.count
     data["run_status_counts"] = run_status_counts(backfill, running)
     if view.preview_runs:
@@ -516,7 +511,7 @@ async def _many(
     team's date-range backfills, newest first (Mage orders by created_at desc), paged and
     counted by the database."""
     view = read_presentation(request.query)
-    page, total = await request.app[SERVICE_KEY].offset_page(
+    page, total = await request.app[USECASES_KEY].backfills.offset_page(
         team_id=team_of(request),
         target_id=target_id,
         kind=TargetKind.DATE_RANGE,
@@ -530,10 +525,10 @@ async def _many(
 
 
 async def _names(request: web.Request, backfills: Sequence[Backfill]) -> dict[int, str]:
-    service = request.app[SERVICE_KEY]
+    usecases = request.app[USECASES_KEY]
     names: dict[int, str] = {}
     for target_id in {b.target_id for b in backfills}:
-        target = await service.get_target(target_id, team_id=team_of(request))
+        target = await usecases.targets.get(target_id, team_id=team_of(request))
         names[target_id] = target.name
     return names
 
@@ -554,14 +549,14 @@ def _started_error(fields: Sequence[str]) -> ValidationFailed:
 
 
 async def _apply_changes(
-    service: BackfillService, backfill: Backfill, changes: Mapping[str, Any], who: Principal
+    usecases: UseCases, backfill: Backfill, changes: Mapping[str, Any], who: Principal
 ) -> Backfill:
     window = sorted(set(changes) & _WINDOW_FIELDS)
     if window and backfill.state != B.DRAFT:
         raise _started_error(window)
     document = _mage_definition(changes) if window else dict(changes)
     try:
-        return await service.update_draft(
+        return await usecases.drafts.update(
             backfill.id, _DRAFT.validate(document), team_id=who.team_id
         )
     except InvalidTransition:
@@ -573,7 +568,7 @@ def _status_error(message: str) -> ValidationFailed:
 
 
 async def _apply_status(
-    service: BackfillService, backfill: Backfill, requested: str | None, who: Principal
+    usecases: UseCases, backfill: Backfill, requested: str | None, who: Principal
 ) -> Backfill:
     """`initial` starts a backfill that has not started, `cancelled` cancels it; asking for
     the status it has changes nothing. Mage's other statuses are its own to set."""
@@ -581,36 +576,36 @@ async def _apply_status(
     if requested == current:
         return backfill
     if requested == "initial":
-        return await _start(service, backfill, who)
+        return await _start(usecases, backfill, who)
     if requested == "cancelled":
-        return await _cancel(service, backfill, who)
+        return await _cancel(usecases, backfill, who)
     raise _status_error(
         f"the backfill is {current or 'not started'}; status can be set to initial (to start "
         "it) or cancelled (to cancel it)"
     )
 
 
-async def _start(service: BackfillService, backfill: Backfill, who: Principal) -> Backfill:
+async def _start(usecases: UseCases, backfill: Backfill, who: Principal) -> Backfill:
     if backfill.state == B.CANCELLED:
         raise _status_error("a cancelled backfill cannot start again; create a new one")
     if backfill.state != B.DRAFT:
         return backfill  # already started: starting it again changes nothing
     try:
-        return await service.start_draft(backfill.id, team_id=who.team_id)
+        return await usecases.drafts.start(backfill.id, team_id=who.team_id)
     except InvalidTransition:
         # Started (or cancelled) meanwhile: answer with where it is now.
-        now = await service.get_backfill(backfill.id, team_id=who.team_id)
+        now = await usecases.backfills.get(backfill.id, team_id=who.team_id)
         if now.state == B.CANCELLED:
             raise _status_error("a cancelled backfill cannot start again") from None
         return now
 
 
-async def _cancel(service: BackfillService, backfill: Backfill, who: Principal) -> Backfill:
+async def _cancel(usecases: UseCases, backfill: Backfill, who: Principal) -> Backfill:
     try:
-        return await service.cancel_backfill(backfill.id, team_id=who.team_id, by=who.key_id)
+        return await usecases.backfills.cancel(backfill.id, team_id=who.team_id, by=who.key_id)
     except InvalidTransition as exc:
         if exc.current == B.CANCELLED.value:
-            return await service.get_backfill(backfill.id, team_id=who.team_id)
+            return await usecases.backfills.get(backfill.id, team_id=who.team_id)
         raise _status_error(f"a {exc.current} backfill cannot be cancelled") from None
 
 
@@ -625,13 +620,13 @@ async def create_backfill(request: web.Request) -> web.Response:
     given = read_input(await read_optional_json(request))
     if given.status not in (None, "initial"):
         raise _status_error("a new backfill is either not started (null) or started (initial)")
-    service, who = request.app[SERVICE_KEY], principal_of(request)
+    usecases, who = request.app[USECASES_KEY], principal_of(request)
     definition = _mage_definition(given.fields)
     if given.status == "initial":
         spec = _SPEC.validate({"target": pipeline.id, **definition})
-        backfill = await service.create_backfill(spec, team_id=who.team_id, created_by=who.key_id)
+        backfill = await usecases.backfills.create(spec, team_id=who.team_id, created_by=who.key_id)
     else:
-        backfill = await service.create_draft(
+        backfill = await usecases.drafts.create(
             pipeline.id, _DRAFT.validate(definition), team_id=who.team_id, created_by=who.key_id
         )
     return await _one(request, backfill, pipeline)
@@ -672,12 +667,12 @@ async def get_backfill(request: web.Request) -> web.Response:
 async def _update(request: web.Request, pipeline: Target | None) -> web.Response:
     backfill, pipeline = await _backfill(request, pipeline)
     given = read_input(await read_optional_json(request))
-    service, who = request.app[SERVICE_KEY], principal_of(request)
+    usecases, who = request.app[USECASES_KEY], principal_of(request)
     changes = changed_fields(backfill, given.fields)
     if changes:
-        backfill = await _apply_changes(service, backfill, changes, who)
+        backfill = await _apply_changes(usecases, backfill, changes, who)
     if given.status_given:
-        backfill = await _apply_status(service, backfill, given.status, who)
+        backfill = await _apply_status(usecases, backfill, given.status, who)
     return await _one(request, backfill, pipeline)
 
 
@@ -697,7 +692,9 @@ async def _delete(request: web.Request, pipeline: Target | None) -> web.Response
     presents the model it has just deleted): a draft stays `null`, not `cancelled`."""
     backfill, pipeline = await _backfill(request, pipeline)
     who = principal_of(request)
-    await request.app[SERVICE_KEY].delete_backfill(backfill.id, team_id=who.team_id, by=who.key_id)
+    await request.app[USECASES_KEY].backfills.delete(
+        backfill.id, team_id=who.team_id, by=who.key_id
+    )
     return _ok({"backfill": to_mage(backfill, pipeline.name)})
 
 

@@ -20,14 +20,14 @@ from api.body import RequestBody
 from api.compat.common import read_optional_json, utc
 from api.compat.dialect import Dialect
 from api.compat.failure import Failure
-from api.keys import SERVICE_KEY
+from api.keys import USECASES_KEY
 from api.render import json_response
 from orchestrator.domain.keys import Principal
 from orchestrator.domain.models import Backfill, Target, TargetKind
 from orchestrator.domain.specs import BackfillSpec
 from orchestrator.domain.states import BackfillState
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from orchestrator.service import BackfillService
+from orchestrator.usecases import UseCases
 
 routes = web.RouteTableDef()
 
@@ -126,13 +126,13 @@ def _sink_ref(raw: str) -> int | uuid.UUID | str:
 
 
 async def _sink(request: web.Request) -> Target:
-    service = request.app[SERVICE_KEY]
+    usecases = request.app[USECASES_KEY]
     raw = request.match_info["sink"]
     ref = _sink_ref(raw)
     if isinstance(ref, int) and ref > 2**63 - 1:
         raise _not_found("sink consumer")
     try:
-        target = await service.get_target(ref, team_id=team_of(request))
+        target = await usecases.targets.get(ref, team_id=team_of(request))
     except NotFound:
         raise _not_found("sink consumer") from None
     if target.kind != TargetKind.TABLE:
@@ -141,10 +141,10 @@ async def _sink(request: web.Request) -> Target:
 
 
 async def _backfill(request: web.Request, sink: Target) -> Backfill:
-    service = request.app[SERVICE_KEY]
+    usecases = request.app[USECASES_KEY]
     try:
         ref = uuid.UUID(request.match_info["backfill"])
-        backfill = await service.get_backfill(ref, team_id=team_of(request))
+        backfill = await usecases.backfills.get(ref, team_id=team_of(request))
     except (ValueError, NotFound):
         raise _not_found("backfill") from None
     if backfill.target_id != sink.id:
@@ -172,7 +172,7 @@ async def create_backfill(request: web.Request) -> web.Response:
         document["table"] = body["table"]
     spec = _SPEC.validate(document)
     try:
-        backfill = await request.app[SERVICE_KEY].create_backfill(
+        backfill = await request.app[USECASES_KEY].backfills.create(
             spec, team_id=team_of(request), created_by=principal_of(request).key_id
         )
     except Conflict as exc:
@@ -184,7 +184,7 @@ async def create_backfill(request: web.Request) -> web.Response:
 @routes.get(_BASE)
 async def list_backfills(request: web.Request) -> web.Response:
     sink = await _sink(request)
-    backfills = await request.app[SERVICE_KEY].all_backfills(
+    backfills = await request.app[USECASES_KEY].backfills.unpaged(
         team_id=team_of(request), target_id=sink.id, states=None
     )
     return json_response({"data": [to_sequin(b, sink).model_dump() for b in backfills]})
@@ -207,13 +207,11 @@ async def update_backfill(request: web.Request) -> web.Response:
     requested = body["state"]
     if requested not in _SETTABLE:
         raise _state_error(f"must be one of {', '.join(_SETTABLE)}")
-    updated = await _move(request.app[SERVICE_KEY], backfill, requested, principal_of(request))
+    updated = await _move(request.app[USECASES_KEY], backfill, requested, principal_of(request))
     return json_response(to_sequin(updated, sink))
 
 
-async def _move(
-    service: BackfillService, backfill: Backfill, requested: str, who: Principal
-) -> Backfill:
+async def _move(usecases: UseCases, backfill: Backfill, requested: str, who: Principal) -> Backfill:
     current = sequin_state(backfill.state)
     if requested == current:
         return backfill  # Sequin changes nothing when the state is unchanged
@@ -222,16 +220,16 @@ async def _move(
         raise _transition_error(current, requested)
     try:
         if action == "cancel":
-            return await service.cancel_backfill(backfill.id, team_id=who.team_id, by=who.key_id)
+            return await usecases.backfills.cancel(backfill.id, team_id=who.team_id, by=who.key_id)
         if action == "pause":
-            return await service.pause_backfill(backfill.id, team_id=who.team_id)
-        return await service.resume_backfill(backfill.id, team_id=who.team_id)
+            return await usecases.backfills.pause(backfill.id, team_id=who.team_id)
+        return await usecases.backfills.resume(backfill.id, team_id=who.team_id)
     except InvalidTransition as exc:
         # It moved between the read and the change (it finished, say): answer from where it
         # is now, in Sequin's words.
         now = sequin_state(BackfillState(exc.current))
         if now == requested:
-            return await service.get_backfill(backfill.id, team_id=who.team_id)
+            return await usecases.backfills.get(backfill.id, team_id=who.team_id)
         raise _transition_error(now, requested) from None
 
 

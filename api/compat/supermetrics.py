@@ -26,14 +26,15 @@ from api.body import read_json_object
 from api.compat.common import utc
 from api.compat.dialect import Dialect
 from api.compat.failure import Failure
-from api.keys import SERVICE_KEY
+from api.keys import SETTINGS_KEY, USECASES_KEY
 from api.render import json_response
 from api.request_id import request_id_of
 from orchestrator.domain.models import Backfill, IntervalType, RunOrder, Target, TargetKind
 from orchestrator.domain.specs import BIGINT_MAX, BackfillSpec
 from orchestrator.domain.states import BackfillState
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, OrchestratorError
-from orchestrator.service import BackfillService
+from orchestrator.settings import Settings
+from orchestrator.usecases import UseCases
 
 routes = web.RouteTableDef()
 
@@ -386,11 +387,11 @@ def daily_spec(transfer: Target, start: date, end: date) -> BackfillSpec:
     )
 
 
-def _check_run_limit(service: BackfillService, start: date, end: date) -> None:
+def _check_run_limit(settings: Settings, start: date, end: date) -> None:
     # The service refuses too many runs too, but in terms of intervals, which this API does
     # not let the caller choose; say it in days.
     days = (end - start).days + 1
-    limit = service.settings.max_runs_per_backfill
+    limit = settings.max_runs_per_backfill
     if days > limit:
         raise SupermetricsError(
             422,
@@ -404,9 +405,9 @@ def _check_run_limit(service: BackfillService, start: date, end: date) -> None:
 # ------------------------------------------------------------------------------ lookups
 
 
-async def _transfer(service: BackfillService, transfer_id: int, team_id: int) -> Target:
+async def _transfer(usecases: UseCases, transfer_id: int, team_id: int) -> Target:
     try:
-        target = await service.get_target(transfer_id, team_id=team_id)
+        target = await usecases.targets.get(transfer_id, team_id=team_id)
     except NotFound:
         raise not_found("transfer") from None
     if target.kind != TargetKind.DATE_RANGE:
@@ -414,9 +415,9 @@ async def _transfer(service: BackfillService, transfer_id: int, team_id: int) ->
     return target
 
 
-async def _backfill(service: BackfillService, backfill_id: int, team_id: int) -> Backfill:
+async def _backfill(usecases: UseCases, backfill_id: int, team_id: int) -> Backfill:
     try:
-        backfill = await service.get_backfill(backfill_id, team_id=team_id)
+        backfill = await usecases.backfills.get(backfill_id, team_id=team_id)
     except NotFound:
         raise not_found("backfill") from None
     if not is_transfer_backfill(backfill):
@@ -444,11 +445,11 @@ async def create_backfill(request: web.Request) -> web.Response:
     team_id = own_team(request, "transfer")
     transfer_id = path_id(request, "transfer_id")
     start, end = parse_range(await read_json_object(request))
-    service = request.app[SERVICE_KEY]
-    transfer = await _transfer(service, transfer_id, team_id)
-    _check_run_limit(service, start, end)
+    usecases = request.app[USECASES_KEY]
+    transfer = await _transfer(usecases, transfer_id, team_id)
+    _check_run_limit(request.app[SETTINGS_KEY], start, end)
     try:
-        backfill = await service.create_backfill(
+        backfill = await usecases.backfills.create(
             daily_spec(transfer, start, end),
             team_id=team_id,
             created_by=principal_of(request).key_id,
@@ -475,10 +476,10 @@ def _overlap(exc: Conflict, transfer: Target) -> SupermetricsError:
 async def latest_backfill(request: web.Request) -> web.Response:
     team_id = own_team(request, "transfer")
     transfer_id = path_id(request, "transfer_id")
-    service = request.app[SERVICE_KEY]
-    transfer = await _transfer(service, transfer_id, team_id)
+    usecases = request.app[USECASES_KEY]
+    transfer = await _transfer(usecases, transfer_id, team_id)
     # The newest one Supermetrics can show: a draft made later through Mage is skipped.
-    newest = await service.all_backfills(
+    newest = await usecases.backfills.unpaged(
         team_id=team_id, target_id=transfer.id, states=list(_STATUS_OF), cap=1
     )
     if not newest:
@@ -489,7 +490,7 @@ async def latest_backfill(request: web.Request) -> web.Response:
 @routes.get(_BACKFILLS)
 async def list_backfills(request: web.Request) -> web.Response:
     team_id = own_team(request, "team")
-    backfills = await request.app[SERVICE_KEY].all_backfills(
+    backfills = await request.app[USECASES_KEY].backfills.unpaged(
         team_id=team_id, target_id=None, states=_INCOMPLETE
     )
     body = BackfillListResponse(
@@ -503,7 +504,7 @@ async def list_backfills(request: web.Request) -> web.Response:
 async def get_backfill(request: web.Request) -> web.Response:
     team_id = own_team(request, "backfill")
     backfill_id = path_id(request, "backfill_id")
-    return _one(request, await _backfill(request.app[SERVICE_KEY], backfill_id, team_id))
+    return _one(request, await _backfill(request.app[USECASES_KEY], backfill_id, team_id))
 
 
 @routes.patch(_BACKFILLS + "/{backfill_id}")
@@ -511,11 +512,11 @@ async def update_backfill(request: web.Request) -> web.Response:
     team_id = own_team(request, "backfill")
     backfill_id = path_id(request, "backfill_id")
     parse_status(await read_json_object(request))
-    service = request.app[SERVICE_KEY]
-    backfill = await _backfill(service, backfill_id, team_id)
+    usecases = request.app[USECASES_KEY]
+    backfill = await _backfill(usecases, backfill_id, team_id)
     try:
         # Supermetrics documents a 422 for a backfill already final, cancelled included.
-        cancelled = await service.cancel_backfill(
+        cancelled = await usecases.backfills.cancel(
             backfill.id, team_id=team_id, by=principal_of(request).key_id, repeat_ok=False
         )
     except InvalidTransition as exc:

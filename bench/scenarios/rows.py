@@ -275,15 +275,15 @@ async def planning(quick: bool) -> Measurement:
     reference = await harness.count_rows(table)
     async with open_context(harness.settings()) as ctx:
         target = await harness.table_target(ctx, table, "null", {})
-        b = await ctx.service.create_backfill(BackfillSpec(target=target), team_id=harness.TEAM)
+        b = await ctx.usecases.backfills.create(BackfillSpec(target=target), team_id=harness.TEAM)
         planner = Planner(ctx.settings, ctx.storage, ctx.sources)
         seen: list[object] = []
 
         async def watch() -> None:
             # What an API client polling the backfill would see while planning goes on.
             while True:
-                current = await ctx.service.get_backfill(b.id, team_id=None)
-                progress = (await ctx.service.progress([current]))[current.id]
+                current = await ctx.usecases.backfills.get(b.id, team_id=None)
+                progress = (await ctx.usecases.ops.progress([current]))[current.id]
                 shown = BackfillOut.from_domain(current, progress)
                 seen.append(json.dumps(shown.model_dump(mode="json").get("planning")))
                 await asyncio.sleep(0.1)
@@ -295,7 +295,7 @@ async def planning(quick: bool) -> Measurement:
         finally:
             watcher.cancel()
         seconds = time.monotonic() - start
-        done = await ctx.service.get_backfill(b.id, team_id=None)
+        done = await ctx.usecases.backfills.get(b.id, team_id=None)
     if not done.planning_done:
         raise RuntimeError("planning did not finish")
     return Measurement(

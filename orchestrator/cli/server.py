@@ -112,7 +112,7 @@ async def serve(settings: Settings, *, api: bool, consume: bool, create_database
             if sock is not None:
                 await _bootstrap(ctx.access)
                 app = create_app(
-                    settings, ctx.service, ContextProbes(ctx, consuming=consume), ctx.access
+                    settings, ctx.usecases, ContextProbes(ctx, consuming=consume), ctx.access
                 )
                 runner = web.AppRunner(app, access_log=None, handle_signals=False)
                 await runner.setup()

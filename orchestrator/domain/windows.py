@@ -40,6 +40,7 @@ import calendar
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from orchestrator.domain.models import IntervalType, RunOrder, Window
@@ -269,3 +270,35 @@ def count_windows(
     time_zone: str,
 ) -> int:
     return window_plan(start, end, interval_type, interval_units, time_zone).count
+
+
+# The variables Mage shows for each run in a backfill's `pipeline_run_dates`, in its order.
+MAGE_PREVIEW_VARIABLES = (
+    "ds",
+    "execution_date",
+    "hr",
+    "interval_end_datetime",
+    "interval_seconds",
+    "interval_start_datetime",
+)
+
+
+def window_variables(
+    variables: dict[str, Any], start: datetime, end: datetime, *, previous_start: datetime
+) -> dict[str, Any]:
+    """What a date-range run's handler sees: the backfill's variables plus its window, under
+    this service's names and Mage's (interval_*_datetime, ds, hr), so a pipeline written for
+    Mage's backfills reads the same variables here."""
+    return {
+        **variables,
+        "execution_date": start.isoformat(),
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "interval_seconds": (end - start).total_seconds(),
+        # The window before this one in the range (before the range, for the first).
+        "previous_window_start": previous_start.isoformat(),
+        "interval_start_datetime": start.isoformat(),
+        "interval_end_datetime": end.isoformat(),
+        "ds": start.strftime("%Y-%m-%d"),
+        "hr": start.strftime("%H"),
+    }

@@ -67,7 +67,7 @@ def names(samples: Samples) -> set[str]:
 async def api_client(ctx: Context) -> AsyncIterator[TestClient[Any, Any]]:
     """The API in this process, without a worker: the subprocess does all the work."""
     token, _ = await ctx.access.create_key(1, set(ALL_SCOPES), name="e2e")
-    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access)
+    app = create_app(ctx.settings, ctx.usecases, ContextProbes(ctx, consuming=False), ctx.access)
     async with TestClient(TestServer(app), headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 

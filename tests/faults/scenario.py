@@ -141,7 +141,7 @@ async def table_target(
             "max_attempts": max_attempts,
         }
     )
-    return await ctx.service.create_target(spec, team_id=1)
+    return await ctx.usecases.targets.create(spec, team_id=1)
 
 
 async def date_range_target(
@@ -162,14 +162,14 @@ async def date_range_target(
             "interval_type": interval_type,
         }
     )
-    return await ctx.service.create_target(spec, team_id=1)
+    return await ctx.usecases.targets.create(spec, team_id=1)
 
 
 async def start_backfill(
     ctx: Context, target: str, command_id: UUID | None = None, **fields: Any
 ) -> Backfill:
     spec = BackfillSpec.model_validate({"target": target, **fields})
-    return await ctx.service.create_backfill(spec, team_id=1, command_id=command_id)
+    return await ctx.usecases.backfills.create(spec, team_id=1, command_id=command_id)
 
 
 async def running_run(

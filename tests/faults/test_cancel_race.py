@@ -69,7 +69,7 @@ async def run_wave(ctx: Context, db: Any, first: int, rng: random.Random) -> lis
         for b in ready:
             del waiting[b]
         cancelled = await asyncio.gather(
-            *(ctx.service.cancel_backfill(b, team_id=1) for b in ready)
+            *(ctx.usecases.backfills.cancel(b, team_id=1) for b in ready)
         )
         assert all(c.state == "cancelled" for c in cancelled)
         return not waiting

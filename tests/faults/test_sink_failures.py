@@ -118,7 +118,7 @@ async def test_a_handler_that_always_fails_fails_its_runs_with_the_error(
         )
     assert all(r["state"] == "failed" and r["attempt"] == 3 for r in found.runs)
     assert all(a == [1, 2, 3] for a in failing.attempts.values()), dict(failing.attempts)
-    shown = await ctx.service.get_backfill(backfill.id, team_id=1)
+    shown = await ctx.usecases.backfills.get(backfill.id, team_id=1)
     assert shown.error_report is not None
     assert len(shown.error_report) == 2
     assert all(
@@ -146,7 +146,7 @@ async def test_a_hanging_handler_is_timed_out_retried_and_failed(
     # Bounded: two attempts of about one timeout each, and a short backoff between them.
     took = found.backfill["failed_at"] - run["started_at"]
     assert took < timedelta(seconds=2 * RUN_TIMEOUT + RETRY_BASE + 3), took
-    shown = await ctx.service.get_backfill(backfill.id, team_id=1)
+    shown = await ctx.usecases.backfills.get(backfill.id, team_id=1)
     assert shown.error_report is not None
     assert [e.error for e in shown.error_report] == ["timed out after 1s"]
     await neighbour_completed(db, neighbour, found, before=True)

@@ -284,7 +284,7 @@ class TestRateLimits:
         from orchestrator.probes import ContextProbes
 
         second = create_app(
-            ctx.settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access
+            ctx.settings, ctx.usecases, ContextProbes(ctx, consuming=False), ctx.access
         )
         async with TestClient(TestServer(second), headers=bearer(token)) as other_process:
             statuses = []

@@ -81,7 +81,7 @@ async def test_nothing_is_claimed_for_a_cancelled_backfill(ctx: Context, db: Any
         backfill,
     )
     (running,) = await batches.claim_runs(backfill, claim(4, named=queued))
-    await ctx.service.cancel_backfill(backfill, team_id=1)
+    await ctx.usecases.backfills.cancel(backfill, team_id=1)
     assert await batches.claim_runs(backfill, claim(4, named=queued)) == []
     assert running.run.lease_token is not None
     completion = Completion(running.run.id, backfill, running.run.lease_token, 0, 0)
@@ -106,7 +106,7 @@ async def test_a_big_cancel_counts_pending_runs_at_once_and_the_sweep_marks_them
 ) -> None:
     await date_range_target(ctx, "big", {"type": "noop"}, max_active_runs=3)
     backfill = await planned(ctx, "big", "2024-01-01", "2024-03-01")
-    cancelled = await ctx.service.cancel_backfill(backfill, team_id=1)
+    cancelled = await ctx.usecases.backfills.cancel(backfill, team_id=1)
     assert cancelled.state == "cancelled"
     assert cancelled.runs_cancelled == cancelled.runs_total == 61
     pending = await db.fetchval(
@@ -129,7 +129,7 @@ async def test_a_run_handed_back_after_a_big_cancel_is_counted_once(ctx: Context
         backfill,
     )
     (running,) = await Batches(ctx.pool).claim_runs(backfill, claim(1, named=queued))
-    await ctx.service.cancel_backfill(backfill, team_id=1)
+    await ctx.usecases.backfills.cancel(backfill, team_id=1)
     assert running.run.lease_token is not None
     assert await ctx.storage.runs.release(running.run.id, backfill, running.run.lease_token)
     await ctx.storage.maintenance.sweep_cancelled_runs(100)
@@ -152,11 +152,11 @@ async def test_a_worker_sweeps_a_big_cancel_and_finishes_what_ran(
     )
 
     async def some_ended() -> bool:
-        b = await ctx.service.get_backfill(created.id, team_id=1)
+        b = await ctx.usecases.backfills.get(created.id, team_id=1)
         return b.runs_completed >= 5
 
     await wait_until(some_ended, what="runs flowing")
-    await ctx.service.cancel_backfill(created.id, team_id=1)
+    await ctx.usecases.backfills.cancel(created.id, team_id=1)
     found = await check_date_range_backfill(db, created.id, state="cancelled", within=30)
     late = [
         r

@@ -222,7 +222,7 @@ async def test_a_command_that_fails_on_every_delivery_stops_at_the_delivery_limi
         }
     )
     deliveries: list[uuid.UUID] = []
-    real_apply_create = ctx.service.apply_create
+    real_apply_create = ctx.usecases.commands.apply_create
 
     async def always_failing(*args: Any, **kwargs: Any) -> Any:
         deliveries.append(kwargs["command_id"])
@@ -230,7 +230,7 @@ async def test_a_command_that_fails_on_every_delivery_stops_at_the_delivery_limi
             raise RuntimeError("the database said something unexpected")
         return await real_apply_create(*args, **kwargs)
 
-    monkeypatch.setattr(ctx.service, "apply_create", always_failing)
+    monkeypatch.setattr(ctx.usecases.commands, "apply_create", always_failing)
     poison = uuid.uuid4()
     await producer.send(
         "command.create",

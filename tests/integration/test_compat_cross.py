@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def idle(ctx: Context, token: str) -> AsyncIterator[TestClient[Any, Any]]:
     """The API with no worker, so a backfill stays where the test put it."""
-    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access)
+    app = create_app(ctx.settings, ctx.usecases, ContextProbes(ctx, consuming=False), ctx.access)
     async with TestClient(TestServer(app), headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
 

@@ -40,7 +40,7 @@ MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 async def idle(ctx: Context, token: str) -> AsyncIterator[TestClient[Any, Any]]:
     """The API with no worker: a backfill stays active until the test moves it, so state
     changes are tested without racing the backfill to its end."""
-    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access)
+    app = create_app(ctx.settings, ctx.usecases, ContextProbes(ctx, consuming=False), ctx.access)
     headers = {"Authorization": f"Bearer {token}"}
     async with TestClient(TestServer(app), headers=headers) as test_client:
         yield test_client

@@ -120,7 +120,7 @@ def bearer(token: str) -> dict[str, str]:
 @pytest.fixture
 async def idle(ctx: Context, token: str) -> AsyncIterator[TestClient[Any, Any]]:
     """The API with no worker: a backfill stays CREATED until the test moves it."""
-    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access)
+    app = create_app(ctx.settings, ctx.usecases, ContextProbes(ctx, consuming=False), ctx.access)
     async with TestClient(TestServer(app), headers=bearer(token)) as test_client:
         yield test_client
 
@@ -468,7 +468,7 @@ async def test_drafts_and_table_backfills_are_not_supermetrics_backfills(
     transfer = await make_transfer(idle)
     started = await create(idle, transfer, "2024-01-01", "2024-01-03")
     # A draft (as Mage makes them), newer than the started one.
-    draft = await ctx.service.create_draft(transfer, DraftSpec(), team_id=1)
+    draft = await ctx.usecases.drafts.create(transfer, DraftSpec(), team_id=1)
     await call(idle, "GET", f"/v1/teams/1/backfills/{draft.id}", 404)
     await call(
         idle, "PATCH", f"/v1/teams/1/backfills/{draft.id}", 404, json={"status": "CANCELLED"}

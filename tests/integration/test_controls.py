@@ -211,7 +211,7 @@ async def test_a_table_dry_run_shows_the_key_ranges_the_planner_would_cut(
 @pytest.fixture
 async def idle(ctx: Context, token: str) -> AsyncIterator[TestClient[Any, Any]]:
     """The API with no worker: nothing plans or runs until the test says so."""
-    app = create_app(ctx.settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access)
+    app = create_app(ctx.settings, ctx.usecases, ContextProbes(ctx, consuming=False), ctx.access)
     async with TestClient(TestServer(app), headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
 

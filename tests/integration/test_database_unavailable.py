@@ -43,7 +43,9 @@ async def proxied(
         settings = make_settings(through(proxy, database), prefix)
         async with open_context(settings) as ctx:
             token, _ = await ctx.access.create_key(1, set(ALL_SCOPES), name="tests")
-            app = create_app(settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access)
+            app = create_app(
+                settings, ctx.usecases, ContextProbes(ctx, consuming=False), ctx.access
+            )
             headers = {"Authorization": f"Bearer {token}"}
             async with TestClient(TestServer(app), headers=headers) as client:
                 yield proxy, client, ctx

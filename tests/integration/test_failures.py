@@ -212,7 +212,7 @@ class TestStopping:
         from workers.process import Worker
 
         with gate_handler() as gate:
-            await ctx.service.create_target(
+            await ctx.usecases.targets.create(
                 DateRangeTargetSpec.model_validate(
                     {
                         "name": "g",
@@ -222,7 +222,7 @@ class TestStopping:
                 ),
                 team_id=1,
             )
-            await ctx.service.create_backfill(
+            await ctx.usecases.backfills.create(
                 BackfillSpec.model_validate(
                     {
                         "target": "g",

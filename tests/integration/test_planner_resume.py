@@ -45,7 +45,7 @@ async def make_backfill(ctx: Context, db: Any) -> int:
         "INSERT INTO src SELECT g * 17 % 1009, g % 4, 'v' || g FROM generate_series(1, $1) g",
         ROWS,
     )
-    await ctx.service.create_target(
+    await ctx.usecases.targets.create(
         TableTargetSpec.model_validate(
             {
                 "name": "src",
@@ -57,7 +57,7 @@ async def make_backfill(ctx: Context, db: Any) -> int:
         ),
         team_id=1,
     )
-    backfill = await ctx.service.create_backfill(BackfillSpec(target="src"), team_id=1)
+    backfill = await ctx.usecases.backfills.create(BackfillSpec(target="src"), team_id=1)
     assert backfill.state == "created"
     return backfill.id
 

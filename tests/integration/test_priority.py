@@ -67,7 +67,7 @@ async def small_cluster(
         token, _ = await ctx.access.create_key(1, set(ALL_SCOPES), name="tests")
         running = RunningWorker(Worker(ctx))
         await running.start()
-        app = create_app(settings, ctx.service, ContextProbes(ctx, consuming=True), ctx.access)
+        app = create_app(settings, ctx.usecases, ContextProbes(ctx, consuming=True), ctx.access)
         headers = {"Authorization": f"Bearer {token}"}
         async with TestClient(TestServer(app), headers=headers) as client:
             yield client

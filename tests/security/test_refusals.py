@@ -117,7 +117,7 @@ async def test_a_backfill_on_a_revoked_grant_is_refused_from_the_api_and_the_que
 ) -> None:
     await grant_source(ctx, intruder.id, read=("public.team2_*",), write=())
     await team_target(client, intruder, "mine", tables=["team2_src"])
-    await ctx.service.grants.repo.delete(intruder.id, "main")
+    await ctx.usecases.grants.repo.delete(intruder.id, "main")
     body = await api(
         client, "POST", "/v1/backfills", 403, headers=intruder.headers, json=backfill_body("mine")
     )
@@ -179,7 +179,7 @@ async def test_a_compatibility_api_refuses_in_its_own_shape(
 ) -> None:
     await grant_source(ctx, intruder.id, read=("public.team2_*",), write=())
     await team_target(client, intruder, "mine", tables=["team2_src"])
-    await ctx.service.grants.repo.delete(intruder.id, "main")
+    await ctx.usecases.grants.repo.delete(intruder.id, "main")
     # Sequin's error body for a refusal: {"summary": …} with the status.
     body = await api(client, "POST", "/api/sinks/mine/backfills", 403, headers=intruder.headers)
     assert body == {

@@ -48,7 +48,7 @@ async def test_a_revoked_grant_stops_the_next_run_and_a_regrant_and_retry_comple
         return (await backfill(client, intruder, bid))["runs_completed"] >= 2
 
     await wait_until(two_done, what="two runs completed")
-    repo = ctx.service.grants.repo
+    repo = ctx.usecases.grants.repo
     await cli_sources.revoke_source(repo, source="main", team=intruder.id, err=io.StringIO())
     completed_at_revoke = await db.fetchval("SELECT count(*) FROM ticks")
 

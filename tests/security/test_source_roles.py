@@ -45,7 +45,7 @@ async def test_a_superuser_source_is_refused_at_start_unless_marked_unsafe(
             await ctx.sources.get("as_root")
         # The reasons go to the operator's log; the error says only that it is refused.
         assert "superuser" not in refused.value.detail
-        app = create_app(settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access)
+        app = create_app(settings, ctx.usecases, ContextProbes(ctx, consuming=False), ctx.access)
         async with TestClient(TestServer(app)) as client:
             ready = await api(client, "GET", "/ops/ready")
             assert ready["sources"] == states
@@ -101,7 +101,7 @@ async def test_a_team_granted_a_refused_source_cannot_use_it(database: str, pref
     async with open_context(settings) as ctx:
         await grant_source(ctx, 1, source="as_root", sql=True)
         token, _ = await ctx.access.create_key(1, {Scope.READ, Scope.WRITE})
-        app = create_app(settings, ctx.service, ContextProbes(ctx, consuming=False), ctx.access)
+        app = create_app(settings, ctx.usecases, ContextProbes(ctx, consuming=False), ctx.access)
         headers = {"Authorization": f"Bearer {token}"}
         async with TestClient(TestServer(app), headers=headers) as client:
             body: Any = await api(

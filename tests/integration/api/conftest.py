@@ -1,10 +1,10 @@
-"""The API over the real service on this test's own database (tests/conftest.py makes it from
+"""The API over the real use cases on this test's own database (tests/conftest.py makes it from
 the migrated template). Nothing here talks to RabbitMQ: the API only writes commands to the
 outbox, and readiness and queue depths come from `FakeProbes`, which the tests steer to make
 a dependency fail on demand.
 
-`real_service` is the one place that builds what the app calls; the other fixtures reach the
-service only through it."""
+`usecases` is the one place that builds what the app calls; the other fixtures reach the
+use cases only through it."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from api import create_app
 from orchestrator.access import AccessService
 from orchestrator.domain.keys import ALL_SCOPES
-from orchestrator.service import BackfillService
 from orchestrator.settings import Settings
 from orchestrator.sources.pools import SourcePools
 from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool
 from orchestrator.storage.repository import Repository
 from orchestrator.storage.stores import Storage
+from orchestrator.usecases import UseCases, build_usecases
 from tests.conftest import copy_template, db_url, drop_database, make_settings
 from tests.integration.api.probes import FakeProbes
 
@@ -74,9 +74,7 @@ async def sources(settings: Settings) -> AsyncIterator[SourcePools]:
 
 
 @pytest.fixture
-async def real_service(
-    settings: Settings, pool: Pool, sources: SourcePools
-) -> AsyncIterator[BackfillService]:
+async def usecases(settings: Settings, pool: Pool, sources: SourcePools) -> AsyncIterator[UseCases]:
     """What the app serves, as `open_context` builds it, minus the broker."""
     storage = Storage.build(
         pool,
@@ -84,9 +82,9 @@ async def real_service(
         cancel_inline_runs=settings.cancel_inline_runs,
     )
     repo = Repository(pool, capacity=settings.dispatch_capacity, storage=storage)
-    service = BackfillService(settings, repo, sources)
-    yield service
-    await service.resources.close()
+    built = build_usecases(settings, repo, sources)
+    yield built
+    await built.resources.close()
 
 
 @pytest.fixture
@@ -109,12 +107,12 @@ async def token(access: AccessService) -> str:
 @pytest.fixture
 async def client(
     settings: Settings,
-    real_service: BackfillService,
+    usecases: UseCases,
     probes: FakeProbes,
     access: AccessService,
     token: str,
 ) -> AsyncIterator[Client]:
-    app = create_app(settings, real_service, probes, access)
+    app = create_app(settings, usecases, probes, access)
     headers = {"Authorization": f"Bearer {token}"}
     async with TestClient(TestServer(app), headers=headers) as test_client:
         yield test_client
@@ -122,22 +120,22 @@ async def client(
 
 @pytest.fixture
 def fail_target_listing(
-    real_service: BackfillService, monkeypatch: pytest.MonkeyPatch
+    usecases: UseCases, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[BaseException], None]:
     """Makes listing targets raise `error`: how a failure below the API reaches a client."""
 
     def fail(error: BaseException) -> None:
-        async def failing(**_: object) -> None:
+        async def failing(*_: object, **__: object) -> None:
             raise error
 
-        monkeypatch.setattr(real_service, "list_targets", failing)
+        monkeypatch.setattr(usecases.targets, "page", failing)
 
     return fail
 
 
 @pytest.fixture
 def fail_overview(
-    real_service: BackfillService, monkeypatch: pytest.MonkeyPatch
+    usecases: UseCases, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[BaseException], None]:
     """Makes the database read behind /metrics and /ops/overview raise `error`."""
 
@@ -145,25 +143,25 @@ def fail_overview(
         async def failing() -> dict[str, Any]:
             raise error
 
-        monkeypatch.setattr(real_service, "overview", failing)
+        monkeypatch.setattr(usecases.ops, "overview", failing)
 
     return fail
 
 
 @pytest.fixture
-def request_ids_seen(real_service: BackfillService, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+def request_ids_seen(usecases: UseCases, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The request id bound in the log context each time targets are listed: a spy that lets
     the real call through."""
     import structlog
 
     seen: list[Any] = []
-    listing = real_service.list_targets
+    listing = usecases.targets.page
 
-    async def spying(**kwargs: Any) -> Any:
+    async def spying(*args: Any, **kwargs: Any) -> Any:
         seen.append(structlog.contextvars.get_contextvars().get("request_id"))
-        return await listing(**kwargs)
+        return await listing(*args, **kwargs)
 
-    monkeypatch.setattr(real_service, "list_targets", spying)
+    monkeypatch.setattr(usecases.targets, "page", spying)
     return seen
 
 

@@ -17,8 +17,8 @@ from api.compat.registry import DIALECTS
 from api.render import json_response
 from orchestrator.access import AccessService
 from orchestrator.errors import NotFound
-from orchestrator.service import BackfillService
 from orchestrator.settings import Settings
+from orchestrator.usecases import UseCases
 from tests.integration.api.conftest import Client
 from tests.integration.api.probes import FakeProbes
 
@@ -53,9 +53,9 @@ TOY = Dialect(
 
 @pytest.fixture
 async def toy_client(
-    settings: Settings, real_service: BackfillService, probes: FakeProbes, access: AccessService
+    settings: Settings, usecases: UseCases, probes: FakeProbes, access: AccessService
 ) -> AsyncIterator[Client]:
-    app = create_app(settings, real_service, probes, access, dialects=(*DIALECTS, TOY))
+    app = create_app(settings, usecases, probes, access, dialects=(*DIALECTS, TOY))
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 

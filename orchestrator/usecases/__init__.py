@@ -1,0 +1,56 @@
+"""Use cases: what the API, the command consumer and the CLI ask of the system, one module
+per aggregate. Each is thin: load through the repository, ask the domain
+(orchestrator.domain) for the rules, store, and let the outbox publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.grants.checks import GrantChecker
+from orchestrator.settings import Settings
+from orchestrator.sinks.base import Resources
+from orchestrator.sources.pools import SourcePools
+from orchestrator.storage.grants import GrantRepository
+from orchestrator.storage.repository import Repository
+from orchestrator.usecases.backfills import Backfills
+from orchestrator.usecases.checks import DataChecks
+from orchestrator.usecases.commands import Commands
+from orchestrator.usecases.drafts import Drafts
+from orchestrator.usecases.ops import Ops
+from orchestrator.usecases.preview import Preview
+from orchestrator.usecases.runs import Runs
+from orchestrator.usecases.targets import Targets
+
+
+@dataclass(frozen=True)
+class UseCases:
+    targets: Targets
+    backfills: Backfills
+    drafts: Drafts
+    runs: Runs
+    preview: Preview
+    commands: Commands
+    ops: Ops
+    # What the use cases check against and hand to sinks and handlers; the caller closes
+    # the resources on its way out.
+    grants: GrantChecker
+    resources: Resources
+
+
+def build_usecases(settings: Settings, repo: Repository, sources: SourcePools) -> UseCases:
+    grants = GrantChecker(GrantRepository(repo.pool))
+    resources = Resources(settings=settings, sources=sources, grants=grants)
+    checks = DataChecks(settings, sources, grants, resources)
+    commands = Commands(settings, repo, checks)
+    drafts = Drafts(settings, repo, checks)
+    return UseCases(
+        targets=Targets(repo, checks),
+        backfills=Backfills(settings, repo, commands, drafts),
+        drafts=drafts,
+        runs=Runs(repo),
+        preview=Preview(settings, repo, sources, checks),
+        commands=commands,
+        ops=Ops(settings, repo),
+        grants=grants,
+        resources=resources,
+    )
