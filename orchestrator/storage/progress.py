@@ -10,9 +10,9 @@ from uuid import uuid4
 
 from orchestrator.domain.models import Backfill
 from orchestrator.domain.progress import WINDOW_SECONDS, Activity, Progress, progress_of
+from orchestrator.storage.commands import enqueue
 from orchestrator.storage.database import Conn, Pool
 from orchestrator.storage.queries import q
-from orchestrator.storage.repository import enqueue
 
 PROGRESS_EVENT = "backfill.progress"
 
