@@ -29,7 +29,7 @@ MAKEFLAGS += --no-builtin-rules
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install install-runtime lock services browser migrate run demo test lint typecheck fmt check bench clean distclean
+.PHONY: help venv install install-runtime lock services browser migrate run demo test lint typecheck fmt check docs bench clean distclean
 
 help: ## Show this list
 	@echo "Usage: make <target> [PYTHON=python3] [PYTEST_ARGS='-k name -x']"
@@ -108,6 +108,10 @@ fmt: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 check: lint typecheck test ## lint + typecheck + test
+
+# Generated docs, from the code (tools/); unit tests fail when the committed ones are stale.
+docs: install ## Regenerate docs/asyncapi.yaml from the message models
+	$(BIN)/python -m tools.asyncapi > docs/asyncapi.yaml
 
 ARGS ?=
 
