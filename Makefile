@@ -96,9 +96,10 @@ test: install services tools browser ## Run the tests (extra pytest arguments: P
 tools: ## Make sure promtool is installed (Debian's prometheus package), for the alert rules' test
 	@bash scripts/ensure-promtool.sh
 
-lint: install ## ruff check and ruff format --check
+lint: install ## ruff check, ruff format --check, and the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 typecheck: install ## mypy (strict, configured in pyproject.toml)
 	$(BIN)/mypy
