@@ -111,8 +111,9 @@ fmt: install ## Apply ruff fixes and formatting
 check: lint typecheck test ## lint + typecheck + test
 
 # Generated docs, from the code (tools/); unit tests fail when the committed ones are stale.
-docs: install ## Regenerate docs/asyncapi.yaml from the message models
+docs: install ## Regenerate docs/asyncapi.yaml (message models) and docs/architecture.svg (layers)
 	$(BIN)/python -m tools.asyncapi > docs/asyncapi.yaml
+	$(BIN)/python -m tools.layers_diagram > docs/architecture.svg
 
 ARGS ?=
 

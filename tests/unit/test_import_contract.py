@@ -1,7 +1,8 @@
 """The import contracts in pyproject.toml ([tool.importlinter], run by `make lint`) keep the
 layers and the pure domain from the source. What they cannot see is what importing really
 loads (a module imported by name at runtime, a dependency's own imports): this test imports
-every domain module in a fresh interpreter and looks at sys.modules."""
+every domain module in a fresh interpreter and looks at sys.modules. And the picture of the
+layers in docs/architecture.md is drawn from the contract, so it must be redrawn with it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import orchestrator.domain
+from tools.layers_diagram import REGENERATE, read_contract, render
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,3 +44,22 @@ def test_importing_the_domain_loads_no_io_library() -> None:
     assert ours - {"orchestrator", "orchestrator.errors"} == {
         name for name in ours if name.startswith("orchestrator.domain")
     }
+
+
+def test_the_committed_layer_diagram_is_drawn_from_the_contract() -> None:
+    committed = (ROOT / "docs" / "architecture.svg").read_text()
+    assert committed == render(*read_contract()), (
+        f"docs/architecture.svg does not match the layers contract; redraw it: {REGENERATE}"
+    )
+
+
+def test_the_diagram_reads_every_kind_of_layer() -> None:
+    layers, ignored = read_contract()
+    by_first = {layer.modules[0]: layer for layer in layers}
+    assert by_first["api"].modules == ("api", "workers")
+    assert by_first["api"].independent
+    uses = by_first["orchestrator.service"]
+    assert not uses.independent
+    assert dict(zip(uses.modules, uses.optional, strict=True))["orchestrator.usecases"]
+    assert layers[-1].modules == ("orchestrator.domain",)
+    assert ignored
