@@ -27,6 +27,7 @@ ROLES = {
     "orchestrator.probes": "readiness",
     "orchestrator.context": "wiring",
     "orchestrator.service": "use cases",
+    "orchestrator.usecases": "use cases",
     "orchestrator.sinks": "plugins",
     "orchestrator.plugins": "plugin base",
     "orchestrator.sources": "plugin parts",
