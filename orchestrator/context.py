@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from orchestrator.access import AccessService
 from orchestrator.messaging.broker import Broker
 from orchestrator.messaging.topology import Topology
+from orchestrator.plugins.resources import Resources
 from orchestrator.settings import Settings
-from orchestrator.sinks.base import Resources
 from orchestrator.sources.pools import SourcePools
 from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool

@@ -16,7 +16,8 @@ from orchestrator.domain.grants import Access, DataNeed, SourceGrant
 from orchestrator.domain.models import HandlerSpec, SinkSpec
 from orchestrator.errors import NotGranted
 from orchestrator.handlers.registry import handler_type
-from orchestrator.sinks.registry import parse_options, sink_type
+from orchestrator.plugins.options import parse_options
+from orchestrator.sinks.registry import sink_type
 from orchestrator.storage.grants import GrantRepository
 
 

@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.errors import Unavailable, ValidationFailed
 from orchestrator.outbound.errors import DeliveryFailed
+from orchestrator.plugins.peers import broker_url
+from orchestrator.plugins.resources import Resources
 from orchestrator.settings import MAIN_SOURCE
-from orchestrator.sinks.base import Resources, RowBatch, Sink
+from orchestrator.sinks.base import RowBatch, Sink
 from orchestrator.sinks.encoding import RowEncoder, idempotency_key
-from orchestrator.sinks.peers import broker_url
 
 POINTER = "/sink/options"
 PLACEHOLDERS = frozenset({"schema", "table", "backfill_id", "key"})

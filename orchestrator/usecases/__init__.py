@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.grants.checks import GrantChecker
+from orchestrator.plugins.resources import Resources
 from orchestrator.settings import Settings
-from orchestrator.sinks.base import Resources
 from orchestrator.sources.pools import SourcePools
 from orchestrator.storage.grants import GrantRepository
 from orchestrator.storage.stores import Storage
