@@ -1,5 +1,5 @@
 """Use cases: what the API, the command consumer and the CLI ask of the system, one module
-per aggregate. Each is thin: load through the stores (orchestrator.storage), ask the domain
+per aggregate. Each is thin: load through the stores (the protocols of ports.py), ask the domain
 (orchestrator.domain) for the rules, store, and let the outbox publish."""
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from orchestrator.grants.checks import GrantChecker
 from orchestrator.plugins.resources import Resources
 from orchestrator.settings import Settings
 from orchestrator.sources.pools import SourcePools
-from orchestrator.storage.grants import GrantRepository
-from orchestrator.storage.stores import Storage
 from orchestrator.usecases.backfills import Backfills
 from orchestrator.usecases.checks import DataChecks
 from orchestrator.usecases.commands import Commands
 from orchestrator.usecases.drafts import Drafts
 from orchestrator.usecases.ops import Ops
+from orchestrator.usecases.ports import StoragePort
 from orchestrator.usecases.preview import Preview
 from orchestrator.usecases.runs import Runs
 from orchestrator.usecases.targets import Targets
@@ -37,8 +36,8 @@ class UseCases:
     resources: Resources
 
 
-def build_usecases(settings: Settings, storage: Storage, sources: SourcePools) -> UseCases:
-    grants = GrantChecker(GrantRepository(storage.pool))
+def build_usecases(settings: Settings, storage: StoragePort, sources: SourcePools) -> UseCases:
+    grants = GrantChecker(storage.grants)
     resources = Resources(settings=settings, sources=sources, grants=grants)
     checks = DataChecks(settings, sources, grants, resources)
     commands = Commands(settings, storage, checks)

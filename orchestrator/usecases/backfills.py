@@ -15,15 +15,15 @@ from orchestrator.domain.states import BACKFILL_REPLANNABLE, BackfillState, vali
 from orchestrator.domain.values import SETTINGS_FIELDS, range_values
 from orchestrator.errors import InvalidTransition, OrchestratorError, ValidationFailed
 from orchestrator.settings import Settings
-from orchestrator.storage.stores import Storage
 from orchestrator.usecases.commands import Commands
 from orchestrator.usecases.drafts import Drafts
 from orchestrator.usecases.paging import Page, page_of
+from orchestrator.usecases.ports import StoragePort
 
 
 class Backfills:
     def __init__(
-        self, settings: Settings, storage: Storage, commands: Commands, drafts: Drafts
+        self, settings: Settings, storage: StoragePort, commands: Commands, drafts: Drafts
     ) -> None:
         self.settings = settings
         self.storage = storage

@@ -11,12 +11,12 @@ from orchestrator.domain.specs import BackfillSpec
 from orchestrator.domain.values import backfill_values, field_error, range_values
 from orchestrator.errors import NotFound
 from orchestrator.settings import Settings
-from orchestrator.storage.stores import Storage
 from orchestrator.usecases.checks import DataChecks
+from orchestrator.usecases.ports import StoragePort
 
 
 class Commands:
-    def __init__(self, settings: Settings, storage: Storage, checks: DataChecks) -> None:
+    def __init__(self, settings: Settings, storage: StoragePort, checks: DataChecks) -> None:
         self.settings = settings
         self.storage = storage
         self.checks = checks

@@ -10,12 +10,12 @@ from orchestrator.domain.models import Backfill
 from orchestrator.domain.specs import DraftSpec
 from orchestrator.domain.values import check_draft, draft_values, new_draft_values, range_values
 from orchestrator.settings import Settings
-from orchestrator.storage.stores import Storage
 from orchestrator.usecases.checks import DataChecks
+from orchestrator.usecases.ports import StoragePort
 
 
 class Drafts:
-    def __init__(self, settings: Settings, storage: Storage, checks: DataChecks) -> None:
+    def __init__(self, settings: Settings, storage: StoragePort, checks: DataChecks) -> None:
         self.settings = settings
         self.storage = storage
         self.checks = checks

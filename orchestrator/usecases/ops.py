@@ -8,12 +8,11 @@ from orchestrator import metrics
 from orchestrator.domain.models import Backfill
 from orchestrator.domain.progress import Progress
 from orchestrator.settings import Settings
-from orchestrator.storage.progress import ProgressStore
-from orchestrator.storage.stores import Storage
+from orchestrator.usecases.ports import StoragePort
 
 
 class Ops:
-    def __init__(self, settings: Settings, storage: Storage) -> None:
+    def __init__(self, settings: Settings, storage: StoragePort) -> None:
         self.settings = settings
         self.storage = storage
 
@@ -25,12 +24,12 @@ class Ops:
             stale_after_seconds=3 * self.settings.heartbeat_seconds
         )
         body = seen.as_body()
-        body.update(await ProgressStore(self.storage.pool).overview())
+        body.update(await self.storage.progress.overview())
         return body
 
     async def progress(self, backfills: list[Backfill]) -> dict[int, Progress]:
         """Each backfill's progress, by id (one query for all of them)."""
-        return await ProgressStore(self.storage.pool).progress(backfills)
+        return await self.storage.progress.progress(backfills)
 
     async def active_backfill_progress(self) -> list[dict[str, Any]]:
         """The counters of the active backfills, for the per-backfill metrics."""

@@ -16,8 +16,8 @@ from orchestrator.errors import NotFound
 from orchestrator.settings import Settings
 from orchestrator.sources.pools import SourcePools
 from orchestrator.sources.tables import KeysetSql, estimate_rows, table_sql
-from orchestrator.storage.stores import Storage
 from orchestrator.usecases.checks import DataChecks
+from orchestrator.usecases.ports import StoragePort
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class DryRun:
 
 class Preview:
     def __init__(
-        self, settings: Settings, storage: Storage, sources: SourcePools, checks: DataChecks
+        self, settings: Settings, storage: StoragePort, sources: SourcePools, checks: DataChecks
     ) -> None:
         self.settings = settings
         self.storage = storage

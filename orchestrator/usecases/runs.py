@@ -6,12 +6,12 @@ from uuid import UUID
 
 from orchestrator.domain.models import TransferRun
 from orchestrator.domain.states import RunState
-from orchestrator.storage.stores import Storage
 from orchestrator.usecases.paging import Page, page_of
+from orchestrator.usecases.ports import StoragePort
 
 
 class Runs:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: StoragePort) -> None:
         self.storage = storage
 
     async def page(

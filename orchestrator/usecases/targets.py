@@ -9,13 +9,13 @@ from orchestrator.domain.models import Target, TargetKind
 from orchestrator.domain.specs import DateRangeTargetSpec, TableTargetSpec, TargetPatch, TargetSpec
 from orchestrator.domain.values import field_error
 from orchestrator.grants.checks import sink_needs, table_needs
-from orchestrator.storage.stores import Storage
 from orchestrator.usecases.checks import DataChecks
 from orchestrator.usecases.paging import Page, page_of
+from orchestrator.usecases.ports import StoragePort
 
 
 class Targets:
-    def __init__(self, storage: Storage, checks: DataChecks) -> None:
+    def __init__(self, storage: StoragePort, checks: DataChecks) -> None:
         self.storage = storage
         self.checks = checks
 
