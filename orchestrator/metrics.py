@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 
 from orchestrator.domain.models import TargetKind
 from orchestrator.domain.progress import fraction_of
-from orchestrator.domain.states import BackfillState, RunState
+from orchestrator.domain.states import RUN_TERMINAL, BackfillState, RunState
 
 log = structlog.get_logger(__name__)
 
@@ -324,7 +324,7 @@ class ActiveBackfillGauges(Collector):
                 estimated.add_metric([bid], b["rows_initial_count"])
             planned.add_metric([bid], b["runs_total"])
             ended = 0
-            for state in ("completed", "failed", "cancelled"):
+            for state in sorted(RUN_TERMINAL):
                 n = b[f"runs_{state}"]
                 ended += n
                 runs.add_metric([bid, state], n)
