@@ -18,7 +18,8 @@ from api import (
 )
 from api.access_log import access_log_middleware
 from api.auth import auth_middleware
-from api.compat import mage, sequin, supermetrics
+from api.compat.dialect import DIALECTS_KEY, Dialect
+from api.compat.registry import DIALECTS
 from api.cors import cors_middleware
 from api.errors import error_middleware
 from api.keys import ACCESS_KEY, PROBES_KEY, SERVICE_KEY, SETTINGS_KEY
@@ -32,9 +33,15 @@ from orchestrator.settings import Settings
 
 
 def create_app(
-    settings: Settings, service: BackfillService, probes: OpsProbes, access: AccessService
+    settings: Settings,
+    service: BackfillService,
+    probes: OpsProbes,
+    access: AccessService,
+    *,
+    dialects: tuple[Dialect, ...] = DIALECTS,
 ) -> web.Application:
     """The caller owns the service's and the probes' connections; the app only uses them.
+    `dialects` are the compatibility APIs served beside the native one (tests add their own).
 
     Run it with aiohttp's own access log off (`access_log=None`): the access log middleware
     writes one structured line per request instead."""
@@ -71,7 +78,8 @@ def create_app(
     app.add_routes(routes_metrics.routes)
     app.add_routes(routes_whoami.routes)
     app.add_routes(routes_ui.routes)
-    app.add_routes(sequin.routes)
-    app.add_routes(supermetrics.routes)
-    app.add_routes(mage.routes)
+    # Their paths decide the error shape and key header, so the middlewares find them here.
+    app[DIALECTS_KEY] = dialects
+    for dialect in dialects:
+        app.add_routes(dialect.routes)
     return app

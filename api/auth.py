@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api import key_cache
-from api.compat.paths import Dialect, dialect_of, is_compat
+from api.compat.dialect import dialect_of
 from api.keys import ACCESS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from api.rate_headers import note_rate_limit
 from orchestrator.domain.keys import Principal, Scope
@@ -35,19 +35,27 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip()
 
 
+def key_header(request: web.Request) -> str | None:
+    """The header besides Authorization that the request's dialect takes its key in (Mage's
+    clients send `X-API-KEY`), if any."""
+    dialect = dialect_of(request)
+    return None if dialect is None else dialect.key_header
+
+
 def presented_key(request: web.Request) -> str | None:
-    """The key a request carries: a bearer token, or on Mage's paths an `X-API-KEY` header
-    (Mage's clients send their key that way)."""
+    """The key a request carries: a bearer token, or its dialect's key header."""
     token = bearer_token(request)
-    if token is None and dialect_of(request.path) is Dialect.MAGE:
-        token = request.headers.get("X-API-KEY", "").strip() or None
+    header = key_header(request)
+    if token is None and header is not None:
+        token = request.headers.get(header, "").strip() or None
     return token
 
 
 def missing_key_detail(request: web.Request) -> str:
     """What to send, in the words of the header the request's API takes the key in."""
-    if dialect_of(request.path) is Dialect.MAGE:
-        return "missing API key: send 'X-API-KEY: <key>' (or 'Authorization: Bearer <key>')"
+    header = key_header(request)
+    if header is not None:
+        return f"missing API key: send '{header}: <key>' (or 'Authorization: Bearer <key>')"
     return "missing bearer token: send 'Authorization: Bearer <key>'"
 
 
@@ -68,7 +76,7 @@ def scope_for(request: web.Request) -> Scope:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not needs_key(request) or (request.method == "OPTIONS" and is_compat(request.path)):
+    if not needs_key(request) or (request.method == "OPTIONS" and dialect_of(request) is not None):
         # A browser's CORS preflight carries no key; the compatibility APIs answer it as
         # their systems do (Mage: 204 with its CORS headers), and it reads nothing.
         return await handler(request)

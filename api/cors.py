@@ -17,22 +17,29 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api.compat.paths import Dialect, dialect_of
+from api.compat.dialect import DIALECTS_KEY, Dialect, dialect_of
 from api.keys import SETTINGS_KEY
 from orchestrator.settings import Settings
 
 ALLOW_ORIGIN = "Access-Control-Allow-Origin"
-# What this service's clients send: the key (either header), JSON, and the optional ones.
-ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-API-KEY, X-Request-ID"
+# What this service's clients send: the key, JSON, and the optional ones; plus the header
+# each dialect takes its key in (allowed_headers).
+REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID")
 # What a browser script may read from an answer besides the simple headers.
 EXPOSED_HEADERS = "Location, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-Request-ID"
 MAX_AGE_SECONDS = 600
 
 
-def origins_for(settings: Settings, dialect: Dialect) -> list[str]:
+def origins_for(settings: Settings, dialect: Dialect | None) -> list[str]:
+    """`dialect` None: the native API."""
     if settings.cors_origins is not None:
         return settings.cors_origins
-    return [] if dialect is Dialect.NATIVE else ["*"]
+    return [] if dialect is None else ["*"]
+
+
+def allowed_headers(dialects: tuple[Dialect, ...]) -> str:
+    keys = {dialect.key_header for dialect in dialects if dialect.key_header is not None}
+    return ", ".join(sorted({*REQUEST_HEADERS, *keys}))
 
 
 def allowed_origin(origins: list[str], origin: str | None) -> str | None:
@@ -59,7 +66,8 @@ def _preflight(request: web.Request) -> web.Response | None:
             "Access-Control-Allow-Methods": methods,
             # Echoing what the browser asks for admits any header, as Mage's "*" does; keys
             # travel in headers, never cookies, so no header is a credential by accident.
-            "Access-Control-Allow-Headers": asked or ALLOWED_HEADERS,
+            "Access-Control-Allow-Headers": asked
+            or allowed_headers(request.app.get(DIALECTS_KEY, ())),
             "Access-Control-Max-Age": str(MAX_AGE_SECONDS),
         },
     )
@@ -74,7 +82,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
     if response.prepared:
         return response
-    origins = origins_for(request.app[SETTINGS_KEY], dialect_of(request.path))
+    origins = origins_for(request.app[SETTINGS_KEY], dialect_of(request))
     allowed = allowed_origin(origins, request.headers.get("Origin"))
     if allowed is None:
         response.headers.pop(ALLOW_ORIGIN, None)

@@ -12,12 +12,11 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.compat.dialect import dialect_of
 from api.compat.failure import Failure, Renderer
-from api.compat.paths import Dialect, dialect_of
 from api.problems import problem_response
 from api.request_id import request_id_of
-from orchestrator.errors import OrchestratorError, RateLimited, Unauthorized
-from orchestrator.storage.database import is_unavailable
+from orchestrator.errors import DatabaseUnavailable, OrchestratorError, RateLimited, Unauthorized
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +43,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise  # redirects and the like are answers, not errors
         failure = _from_http_exception(request, exc)
     except Exception as exc:
-        if is_unavailable(exc):
+        if isinstance(exc, DatabaseUnavailable):
             # The database is down or restarting: say so, and when to try again, rather
             # than a 500 (nothing is wrong with the request) or a hang.
             log.warning("database_unavailable", error=repr(exc))
@@ -55,7 +54,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 detail="The database cannot be reached right now; retry shortly.",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-            return renderer_for(request.path)(request, failure)
+            return renderer_for(request)(request, failure)
         log.exception("unhandled_error", method=request.method, path=request.path)
         failure = Failure(
             status=500,
@@ -64,7 +63,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             detail="An unexpected error occurred. Quote the request id when reporting it.",
         )
     # The compatibility APIs answer in their own systems' error shapes.
-    return renderer_for(request.path)(request, failure)
+    return renderer_for(request)(request, failure)
 
 
 def render_problem(request: web.Request, failure: Failure) -> web.Response:
@@ -80,16 +79,9 @@ def render_problem(request: web.Request, failure: Failure) -> web.Response:
     )
 
 
-def renderer_for(path: str) -> Renderer:
-    # Imported here: the compat modules import route helpers that import this module.
-    from api.compat import mage, sequin, supermetrics
-
-    return {
-        Dialect.NATIVE: render_problem,
-        Dialect.SEQUIN: sequin.render_error,
-        Dialect.SUPERMETRICS: supermetrics.render_error,
-        Dialect.MAGE: mage.render_error,
-    }[dialect_of(path)]
+def renderer_for(request: web.Request) -> Renderer:
+    dialect = dialect_of(request)
+    return render_problem if dialect is None else dialect.render_error
 
 
 def _from_orchestrator_error(exc: OrchestratorError) -> Failure:

@@ -1,10 +1,13 @@
 """Response models: what the API promises to render, separate from the domain models.
 
-Each `from_domain` names every field it copies, so a field added to a domain model (a lease
-token, a secret) is not published until someone decides it should be."""
+A response model reads its fields from the domain object's attributes of the same name
+(`from_attributes`; a `validation_alias` where the API's name differs). Only the fields
+declared here are read, so a field added to a domain model (a lease token, a secret) is not
+published until someone declares it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
@@ -14,12 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from api.render import iso_datetime
 from orchestrator.domain.models import (
     Backfill,
-    ErrorEntry,
-    HandlerSpec,
     IntervalType,
     Reprocess,
     RunOrder,
-    SinkSpec,
     Target,
     TargetKind,
     TransferRun,
@@ -34,7 +34,21 @@ ItemT = TypeVar("ItemT", bound=BaseModel)
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class _With:
+    """An object's attributes with some added: a response field the domain object does not
+    hold (a backfill's progress), for `model_validate` to read beside the rest."""
+
+    def __init__(self, source: object, added: Mapping[str, Any]) -> None:
+        self._source = source
+        self._added = added
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._added:
+            return self._added[name]
+        return getattr(self._source, name)
 
 
 class PluginOut(_Out):
@@ -42,10 +56,6 @@ class PluginOut(_Out):
 
     type: str
     options: dict[str, Any]
-
-    @classmethod
-    def from_domain(cls, spec: SinkSpec | HandlerSpec | None) -> PluginOut | None:
-        return None if spec is None else cls(type=spec.type, options=dict(spec.options))
 
 
 class TargetOut(_Out):
@@ -69,25 +79,7 @@ class TargetOut(_Out):
 
     @classmethod
     def from_domain(cls, target: Target) -> TargetOut:
-        return cls(
-            id=target.id,
-            uuid=target.uuid,
-            name=target.name,
-            kind=target.kind,
-            source=target.source,
-            tables=list(target.tables),
-            sort_column=target.sort_column,
-            sink=PluginOut.from_domain(target.sink),
-            handler=PluginOut.from_domain(target.handler),
-            variables=dict(target.variables),
-            chunk_size=target.chunk_size,
-            interval_type=target.interval_type,
-            interval_units=target.interval_units,
-            max_active_runs=target.max_active_runs,
-            max_attempts=target.max_attempts,
-            created_at=target.created_at,
-            updated_at=target.updated_at,
-        )
+        return cls.model_validate(target)
 
 
 class ErrorEntryOut(_Out):
@@ -98,18 +90,6 @@ class ErrorEntryOut(_Out):
     upper_key: list[str] | None
     attempt: int
     error: str
-
-    @classmethod
-    def from_domain(cls, entry: ErrorEntry) -> ErrorEntryOut:
-        return cls(
-            run_id=entry.run_id,
-            window_start=entry.window_start,
-            window_end=entry.window_end,
-            lower_key=entry.lower_key,
-            upper_key=entry.upper_key,
-            attempt=entry.attempt,
-            error=entry.error,
-        )
 
 
 class ProgressOut(_Out):
@@ -126,17 +106,6 @@ class ProgressOut(_Out):
     eta_seconds: float | None
     eta: Timestamp | None
     window_seconds: int
-
-    @classmethod
-    def from_domain(cls, progress: Progress) -> ProgressOut:
-        return cls(
-            fraction=progress.fraction,
-            rows_per_second=progress.rows_per_second,
-            runs_per_minute=progress.runs_per_minute,
-            eta_seconds=progress.eta_seconds,
-            eta=progress.eta,
-            window_seconds=progress.window_seconds,
-        )
 
 
 class PlanningOut(_Out):
@@ -178,11 +147,11 @@ class BackfillOut(_Out):
     kind: TargetKind
     name: str | None
     state: BackfillState
-    table: str | None
+    table: str | None = Field(validation_alias="table_name")
     sort_column: str | None
     chunk_size: int | None
-    start: Timestamp | None
-    end: Timestamp | None
+    start: Timestamp | None = Field(validation_alias="range_start")
+    end: Timestamp | None = Field(validation_alias="range_end")
     end_inclusive: bool
     reprocess: Reprocess
     max_runs_per_minute: float | None
@@ -191,7 +160,7 @@ class BackfillOut(_Out):
     interval_type: IntervalType | None
     interval_units: int | None
     time_zone: str | None
-    order: RunOrder | None
+    order: RunOrder | None = Field(validation_alias="run_order")
     variables: dict[str, Any]
     max_active_runs: int
     max_attempts: int
@@ -227,52 +196,8 @@ class BackfillOut(_Out):
 
     @classmethod
     def from_domain(cls, backfill: Backfill, progress: Progress) -> BackfillOut:
-        return cls(
-            id=backfill.id,
-            uuid=backfill.uuid,
-            command_id=backfill.command_id,
-            target_id=backfill.target_id,
-            kind=backfill.kind,
-            name=backfill.name,
-            state=backfill.state,
-            table=backfill.table_name,
-            sort_column=backfill.sort_column,
-            chunk_size=backfill.chunk_size,
-            start=backfill.range_start,
-            end=backfill.range_end,
-            end_inclusive=backfill.end_inclusive,
-            reprocess=backfill.reprocess,
-            max_runs_per_minute=backfill.max_runs_per_minute,
-            max_rows_per_second=backfill.max_rows_per_second,
-            priority=backfill.priority,
-            interval_type=backfill.interval_type,
-            interval_units=backfill.interval_units,
-            time_zone=backfill.time_zone,
-            order=backfill.run_order,
-            variables=dict(backfill.variables),
-            max_active_runs=backfill.max_active_runs,
-            max_attempts=backfill.max_attempts,
-            rows_initial_count=backfill.rows_initial_count,
-            planning=PlanningOut.from_domain(backfill),
-            rows_processed_count=backfill.rows_processed_count,
-            rows_ingested_count=backfill.rows_ingested_count,
-            runs_total=backfill.runs_total,
-            runs_created=backfill.runs_created,
-            runs_planned=backfill.runs_planned,
-            planning_done=backfill.planning_done,
-            runs_completed=backfill.runs_completed,
-            runs_failed=backfill.runs_failed,
-            runs_cancelled=backfill.runs_cancelled,
-            error_report=[ErrorEntryOut.from_domain(e) for e in backfill.error_report],
-            progress=ProgressOut.from_domain(progress),
-            created_at=backfill.created_at,
-            started_at=backfill.started_at,
-            updated_at=backfill.updated_at,
-            completed_at=backfill.completed_at,
-            cancelled_at=backfill.cancelled_at,
-            failed_at=backfill.failed_at,
-            paused_at=backfill.paused_at,
-        )
+        added = {"planning": PlanningOut.from_domain(backfill), "progress": progress}
+        return cls.model_validate(_With(backfill, added))
 
 
 class RunOut(_Out):
@@ -303,29 +228,7 @@ class RunOut(_Out):
 
     @classmethod
     def from_domain(cls, run: TransferRun) -> RunOut:
-        return cls(
-            id=run.id,
-            backfill_id=run.backfill_id,
-            seq=run.seq,
-            state=run.state,
-            lower_key=run.lower_key,
-            upper_key=run.upper_key,
-            window_start=run.window_start,
-            window_end=run.window_end,
-            cursor=run.cursor,
-            attempt=run.attempt,
-            lease_expires_at=run.lease_expires_at,
-            worker_id=run.worker_id,
-            not_before=run.not_before,
-            rows_processed=run.rows_processed,
-            rows_ingested=run.rows_ingested,
-            error=run.error,
-            created_at=run.created_at,
-            queued_at=run.queued_at,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            updated_at=run.updated_at,
-        )
+        return cls.model_validate(run)
 
 
 class PageOut(_Out, Generic[ItemT]):
@@ -378,21 +281,4 @@ class DryRunOut(_Out):
 
     @classmethod
     def from_domain(cls, result: DryRun) -> DryRunOut:
-        return cls(
-            target_id=result.target_id,
-            kind=result.kind,
-            runs_total=result.runs_total,
-            rows_estimate=result.rows_estimate,
-            conflicting_backfill_id=result.conflicting_backfill_id,
-            runs=[
-                PlannedRunOut(
-                    seq=r.seq,
-                    lower_key=r.lower_key,
-                    upper_key=r.upper_key,
-                    window_start=r.window_start,
-                    window_end=r.window_end,
-                )
-                for r in result.runs
-            ],
-            next_after=result.next_after,
-        )
+        return cls.model_validate(result)

@@ -1,5 +1,5 @@
 """What one process holds open: the database pool, source pools, the broker connection, and
-the repository and service built on them. Opened once in the CLI, shared by the API and the
+the stores and service built on them. Opened once in the CLI, shared by the API and the
 workers of that process, closed on the way out."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from orchestrator.sources.pools import SourcePools
 from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool
 from orchestrator.storage.repository import Repository
+from orchestrator.storage.stores import Storage
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Context:
     pool: Pool
     sources: SourcePools
     broker: Broker
+    storage: Storage
+    # Temporary (issue 12): the old repository's facade over `storage`, for the service.
     repo: Repository
     service: BackfillService
     access: AccessService
@@ -53,11 +56,12 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
     )
     try:
         await broker.connect()
-        repo = Repository(
+        storage = Storage.build(
             pool,
             capacity=settings.dispatch_capacity,
             cancel_inline_runs=settings.cancel_inline_runs,
         )
+        repo = Repository(pool, capacity=settings.dispatch_capacity, storage=storage)
         service = BackfillService(settings, repo, sources)
         try:
             yield Context(
@@ -65,6 +69,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
                 pool,
                 sources,
                 broker,
+                storage,
                 repo,
                 service,
                 AccessService(settings, AccessRepository(pool)),

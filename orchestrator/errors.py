@@ -3,6 +3,7 @@ so the API renders every one of them the same way and workers can tell them apar
 
 from __future__ import annotations
 
+from abc import ABC
 from typing import Any
 
 
@@ -87,6 +88,13 @@ class Unavailable(OrchestratorError):
     code = "service_unavailable"
     status = 503
     title = "Service unavailable"
+
+
+class DatabaseUnavailable(ABC):  # noqa: B024 (a marker: nothing to implement)
+    """The database could not be reached or dropped the connection, as opposed to refusing a
+    statement. Storage registers the driver's failures as virtual subclasses
+    (`orchestrator.storage.database`), so the layers above recognise them with `isinstance`
+    without importing the driver; the API answers them 503 with Retry-After."""
 
 
 class Unauthorized(OrchestratorError):

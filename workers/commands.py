@@ -13,14 +13,18 @@ from orchestrator.messaging.bodies import Poison, read_body
 from orchestrator.messaging.broker import Broker, published_by_us
 from orchestrator.messaging.messages import COMMAND, CreateCommand
 from orchestrator.service import BackfillService
+from orchestrator.storage.commands import CommandStore
 from workers.planner import Planner
 
 log = structlog.get_logger(__name__)
 
 
 class CommandConsumer:
-    def __init__(self, service: BackfillService, broker: Broker, planner: Planner) -> None:
+    def __init__(
+        self, service: BackfillService, commands: CommandStore, broker: Broker, planner: Planner
+    ) -> None:
         self._service = service
+        self._commands = commands
         self._broker = broker
         self._planner = planner
 
@@ -52,7 +56,7 @@ class CommandConsumer:
             if isinstance(command, CreateCommand):
                 return await self._create(command, counted)
             action = command.type.removeprefix("command.")
-            if await self._service.repo.command_applied(command.command_id):
+            if await self._commands.applied(command.command_id):
                 log.info("command_duplicate")
                 if counted:
                     metrics.command_handled(command.type, "duplicate")

@@ -20,7 +20,8 @@ import asyncpg
 import structlog
 
 from orchestrator import metrics
-from orchestrator.domain.models import HandlerSpec, SinkSpec, Target, TransferRun
+from orchestrator.domain.claims import Checkpointed, ClaimedRun
+from orchestrator.domain.models import BackfillRow, HandlerSpec, SinkSpec, Target, TransferRun
 from orchestrator.domain.retry import backoff_seconds
 from orchestrator.error_text import error_text
 from orchestrator.grants.checks import target_needs
@@ -33,9 +34,9 @@ from orchestrator.sinks.ranges import KeyRange, RangeSink
 from orchestrator.sinks.registry import parse_options, sink_type
 from orchestrator.sources.pacing import PageSize
 from orchestrator.sources.tables import KeysetSql, column_types, table_sql
-from orchestrator.storage.batches import Batches, Claim, Completion
-from orchestrator.storage.repository import Checkpointed, ClaimedRun, Repository
+from orchestrator.storage.batches import Claim, Completion
 from orchestrator.storage.retrying import retry_unavailable
+from orchestrator.storage.stores import Storage
 from workers.completions import CompletionBatcher
 from workers.planner import plan_of
 from workers.slots import Slots
@@ -84,14 +85,15 @@ class Executor:
     def __init__(
         self,
         settings: Settings,
-        repo: Repository,
+        storage: Storage,
         resources: Resources,
         worker_id: str,
         *,
         take_more: bool = False,
     ) -> None:
         self._settings = settings
-        self._repo = repo
+        self._runs = storage.runs
+        self._targets = storage.targets
         self._resources = resources
         self._worker_id = worker_id
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -99,7 +101,7 @@ class Executor:
         # The page size each recent backfill's runs ended with, per path: the next run of
         # the same backfill starts there instead of learning it again from read_batch_rows.
         self._page_sizes: dict[tuple[int, str], int] = {}
-        self._batches = Batches(repo.pool, capacity=repo.capacity)
+        self._batches = storage.batches
         self._completions = CompletionBatcher(self._flush)
         self._take_more = take_more
         self._draining = False
@@ -189,7 +191,7 @@ class Executor:
 
     async def claim(self, run_id: int, backfill_id: int) -> tuple[ClaimedRun, UUID] | None:
         token = uuid4()
-        claimed = await self._repo.claim_run(
+        claimed = await self._runs.claim(
             run_id, backfill_id, token, self._settings.lease_seconds, self._worker_id
         )
         return (claimed, token) if claimed is not None else None
@@ -206,7 +208,7 @@ class Executor:
                 await self._execute(claimed, token)
             finally:
                 self._running.pop(run.id, None)
-                metrics.run_timed(claimed.backfill["kind"], started)
+                metrics.run_timed(claimed.backfill.kind, started)
 
     async def _execute(self, claimed: ClaimedRun, token: UUID) -> None:
         run, backfill = claimed.run, claimed.backfill
@@ -223,7 +225,7 @@ class Executor:
             beat.cancel()
             self._forget(run.id)
             log.warning("run_lease_lost")
-            metrics.run_ended(backfill["kind"], "lease_lost")
+            metrics.run_ended(backfill.kind, "lease_lost")
             return
         except asyncio.CancelledError:
             beat.cancel()
@@ -231,10 +233,10 @@ class Executor:
             self._forget(run.id)
             if lost.is_set():
                 log.warning("run_lease_lost")
-                metrics.run_ended(backfill["kind"], "lease_lost")
+                metrics.run_ended(backfill.kind, "lease_lost")
                 return
             # Shutting down: hand the run back now rather than after the lease runs out.
-            metrics.run_ended(backfill["kind"], "released")
+            metrics.run_ended(backfill.kind, "released")
             await asyncio.shield(self._release(run, token))
             raise
         except Exception as exc:
@@ -243,7 +245,7 @@ class Executor:
             self._forget(run.id)
             if lost.is_set():
                 log.warning("run_lease_lost")
-                metrics.run_ended(backfill["kind"], "lease_lost")
+                metrics.run_ended(backfill.kind, "lease_lost")
                 return
             await self._failed(run, backfill, token, exc)
             return
@@ -258,23 +260,23 @@ class Executor:
             # The run's totals, from the database: a table run's earlier pages were counted
             # at their checkpoints, and `processed` holds only its last page.
             log.info("run_completed", rows=completed[0], rows_ingested=completed[1])
-            metrics.run_ended(backfill["kind"], "completed", rows=processed)
+            metrics.run_ended(backfill.kind, "completed", rows=processed)
         else:
             self._forget(run.id)
             log.warning("run_lease_lost", at="completion")
-            metrics.run_ended(backfill["kind"], "lease_lost")
+            metrics.run_ended(backfill.kind, "lease_lost")
 
     async def _release(self, run: TransferRun, token: UUID) -> None:
         try:
             if await self._retrying(
-                lambda: self._repo.release_run(run.id, run.backfill_id, token), "release_run"
+                lambda: self._runs.release(run.id, run.backfill_id, token), "release_run"
             ):
                 log.info("run_released")
         except Exception:
             log.exception("run_release_failed")  # the reaper returns it when the lease expires
 
     async def _failed(
-        self, run: TransferRun, backfill: asyncpg.Record, token: UUID, exc: BaseException
+        self, run: TransferRun, backfill: BackfillRow, token: UUID, exc: BaseException
     ) -> None:
         error = (
             f"timed out after {self._settings.run_timeout_seconds:g}s"
@@ -284,7 +286,7 @@ class Executor:
         retry_in: float | None = None
         # A destination that refused for good (a 4xx, an address outside the allow-list, an
         # unroutable message) refuses again: spend no more attempts on it.
-        if run.attempt < backfill["max_attempts"] and getattr(exc, "retryable", True):
+        if run.attempt < backfill.max_attempts and getattr(exc, "retryable", True):
             retry_in = backoff_seconds(
                 run.attempt,
                 base=self._settings.retry_base_seconds,
@@ -292,12 +294,12 @@ class Executor:
                 rng=self._rng,
             )
         state = await self._retrying(
-            lambda: self._repo.fail_attempt(
+            lambda: self._runs.fail_attempt(
                 run.id, run.backfill_id, token, error, retry_in=retry_in
             ),
             "fail_attempt",
         )
-        metrics.attempt_failed(backfill["kind"], state)
+        metrics.attempt_failed(backfill.kind, state)
         log.warning(
             "run_attempt_failed",
             error=error,
@@ -323,7 +325,7 @@ class Executor:
         while True:
             await asyncio.sleep(self._settings.heartbeat_seconds)
             try:
-                alive = await self._repo.heartbeat(run_id, token, self._settings.lease_seconds)
+                alive = await self._runs.heartbeat(run_id, token, self._settings.lease_seconds)
             except Exception:
                 log.warning("heartbeat_failed")  # the next beat retries; the lease has slack
                 continue
@@ -336,26 +338,26 @@ class Executor:
     async def _work(
         self,
         run: TransferRun,
-        backfill: asyncpg.Record,
+        backfill: BackfillRow,
         token: UUID,
         clock: LeaseClock,
         target: Target | None = None,
     ) -> tuple[int, int]:
         if target is None:
-            target = await self._repo.get_target(backfill["target_id"], None)
+            target = await self._targets.get(backfill.target_id, None)
         # Checked again before every run: a grant revoked since the backfill was created
         # stops its next run here, before the source is touched.
         grants = await self._resources.grants.check(
             target.team_id,
             target_needs(
                 source=target.source,
-                tables=[backfill["table_name"]] if backfill["kind"] == "table" else [],
+                tables=[backfill.table.table_name] if backfill.kind == "table" else [],
                 sink=target.sink,
                 handler=target.handler,
             ),
         )
         with using(grants):
-            if backfill["kind"] == "table":
+            if backfill.kind == "table":
                 # Earlier pages were rolled up with their checkpoints; the last page's rows
                 # are counted by the completion itself, which saves a transaction per run.
                 return await self._table_run(run, backfill, target, token, clock)
@@ -365,7 +367,7 @@ class Executor:
     async def _table_run(
         self,
         run: TransferRun,
-        backfill: asyncpg.Record,
+        backfill: BackfillRow,
         target: Target,
         token: UUID,
         clock: LeaseClock,
@@ -379,12 +381,14 @@ class Executor:
             self._resources,
         )
         keyset = KeysetSql.build(
-            table_sql(backfill["table_name"]), backfill["key_columns"], backfill["key_types"]
+            table_sql(backfill.table.table_name),
+            backfill.table.key_columns,
+            backfill.table.key_types,
         )
         pool = await self._resources.sources.get(target.source)
         cursor = run.cursor or run.lower_key
         try:
-            if isinstance(sink, RangeSink) and backfill["max_rows_per_second"] is None:
+            if isinstance(sink, RangeSink) and backfill.max_rows_per_second is None:
                 cursor, last = await self._range_pages(
                     sink, run, backfill, target.source, token, clock, keyset, pool, cursor
                 )
@@ -410,7 +414,7 @@ class Executor:
         if clock.stale():
             # This process may have been paused past its lease (another worker may own the
             # run now): make sure, fenced, before writing anything more.
-            if not await self._repo.heartbeat(run.id, token, self._settings.lease_seconds):
+            if not await self._runs.heartbeat(run.id, token, self._settings.lease_seconds):
                 raise LeaseLost()
             clock.renewed()
 
@@ -424,7 +428,7 @@ class Executor:
         ingested: int,
     ) -> Checkpointed:
         checkpoint = functools.partial(
-            self._repo.checkpoint,
+            self._runs.checkpoint,
             run.id,
             run.backfill_id,
             token,
@@ -444,7 +448,7 @@ class Executor:
         self,
         sink: RangeSink,
         run: TransferRun,
-        backfill: asyncpg.Record,
+        backfill: BackfillRow,
         source: str,
         token: UUID,
         clock: LeaseClock,
@@ -461,7 +465,7 @@ class Executor:
             types = await column_types(conn, keyset.table_sql)
         # The planned run holds about chunk_size rows: a page that large is the whole run in
         # one statement, with no page boundary to look up.
-        chunk: int = backfill["chunk_size"]
+        chunk: int = backfill.table.chunk_size
         pace = self._pace(run.backfill_id, "range", chunk)
         try:
             while True:
@@ -511,7 +515,7 @@ class Executor:
         self,
         sink: Sink,
         run: TransferRun,
-        backfill: asyncpg.Record,
+        backfill: BackfillRow,
         token: UUID,
         clock: LeaseClock,
         keyset: KeysetSql,
@@ -520,11 +524,13 @@ class Executor:
     ) -> tuple[int, int]:
         """Reads rows page by page, decoded, and hands them to the sink as RowBatches.
         Returns the rows of the last page, which the completion counts."""
-        nkeys = len(backfill["key_columns"])
+        nkeys = len(backfill.table.key_columns)
         upper = run.upper_key or []
-        throttled = backfill["max_rows_per_second"] is not None
+        throttled = backfill.max_rows_per_second is not None
         # Decoded rows live in Python while a page is delivered: bound them more tightly.
-        pace = self._pace(run.backfill_id, "rows", min(backfill["chunk_size"], DECODED_PAGE_ROWS))
+        pace = self._pace(
+            run.backfill_id, "rows", min(backfill.table.chunk_size, DECODED_PAGE_ROWS)
+        )
         if throttled:
             pace.size = min(pace.size, self._settings.read_batch_rows)
         # The columns' types, once per run: sinks that encode rows need them to tell
@@ -554,10 +560,10 @@ class Executor:
                     return 0, 0
                 columns = list(rows[0].keys())[nkeys:]
                 batch = RowBatch(
-                    table=backfill["table_name"],
+                    table=backfill.table.table_name,
                     columns=columns,
                     rows=[tuple(r.values())[nkeys:] for r in rows],
-                    key_columns=backfill["key_columns"],
+                    key_columns=backfill.table.key_columns,
                     backfill_id=run.backfill_id,
                     run_id=run.id,
                     column_types=type_names,
@@ -565,7 +571,7 @@ class Executor:
                 if throttled:
                     # The backfill's rows-per-second throttle, shared with every worker.
                     wait = await self._retrying(
-                        functools.partial(self._repo.take_rows, run.backfill_id, len(rows)),
+                        functools.partial(self._runs.take_rows, run.backfill_id, len(rows)),
                         "take_rows",
                     )
                     if wait > 0:
@@ -581,7 +587,7 @@ class Executor:
         finally:
             self._paced(run.backfill_id, "rows", pace)
 
-    async def _window_run(self, run: TransferRun, backfill: asyncpg.Record, target: Target) -> int:
+    async def _window_run(self, run: TransferRun, backfill: BackfillRow, target: Target) -> int:
         assert target.handler is not None
         assert run.window_start
         assert run.window_end
@@ -597,7 +603,7 @@ class Executor:
                     window_start=run.window_start,
                     window_end=run.window_end,
                     variables=window_variables(
-                        backfill["variables"],
+                        backfill.variables,
                         run.window_start,
                         run.window_end,
                         previous_start=plan_of(backfill).previous_start(run.seq),

@@ -10,7 +10,7 @@ import socket
 import structlog
 
 from orchestrator.settings import Settings
-from orchestrator.storage.repository import Repository
+from orchestrator.storage.stores import Storage
 from workers.planner import Planner
 
 log = structlog.get_logger(__name__)
@@ -20,33 +20,36 @@ class Maintenance:
     def __init__(
         self,
         settings: Settings,
-        repo: Repository,
+        storage: Storage,
         planner: Planner,
         worker_id: str,
         roles: list[str],
     ) -> None:
         self._settings = settings
-        self._repo = repo
+        self._sweeps = storage.maintenance
+        self._planning = storage.planning
         self._planner = planner
         self.worker_id = worker_id
         self._roles = roles
 
     async def reap(self) -> None:
-        reaped = await self._repo.reap_expired(100)
+        reaped = await self._sweeps.reap_expired(100)
         if reaped:
             log.warning("leases_reaped", runs=reaped)
-        stale = await self._repo.redispatch_stale(self._settings.redispatch_after_seconds, 100)
+        stale = await self._sweeps.redispatch_stale(self._settings.redispatch_after_seconds, 100)
         if stale:
             log.warning("dispatch_republished", runs=stale)
-        await self._repo.prune_outbox(3600.0)
-        await self._repo.sweep_cancelled_runs(5000)
+        await self._sweeps.prune_outbox(3600.0)
+        await self._sweeps.sweep_cancelled_runs(5000)
 
     async def dispatch(self) -> None:
-        await self._repo.dispatch_due(100)
+        await self._sweeps.dispatch_due(100)
 
     async def plan(self) -> None:
-        for backfill_id in await self._repo.planning_candidates(10):
+        for backfill_id in await self._planning.candidates(10):
             self._planner.kick(backfill_id)
 
     async def heartbeat(self) -> None:
-        await self._repo.worker_seen(self.worker_id, socket.gethostname(), os.getpid(), self._roles)
+        await self._sweeps.worker_seen(
+            self.worker_id, socket.gethostname(), os.getpid(), self._roles
+        )

@@ -14,13 +14,13 @@ import asyncpg
 import structlog
 from pydantic import TypeAdapter
 
-from orchestrator.domain.models import IntervalType, Reprocess, RunOrder, Window
+from orchestrator.domain.models import Backfill, BackfillRow, Reprocess, TargetKind, Window
 from orchestrator.domain.specs import DateOrDatetime
 from orchestrator.domain.windows import WindowPlan, window_plan
 from orchestrator.settings import Settings
 from orchestrator.sources.pools import SourcePools
 from orchestrator.sources.tables import KeysetSql, table_sql
-from orchestrator.storage.repository import Repository
+from orchestrator.storage.stores import Storage
 
 log = structlog.get_logger(__name__)
 _RANGE_VALUE: TypeAdapter[Any] = TypeAdapter(DateOrDatetime)
@@ -28,25 +28,31 @@ _RANGE_VALUE: TypeAdapter[Any] = TypeAdapter(DateOrDatetime)
 _GROWTH = 50
 
 
-def plan_of(row: asyncpg.Record) -> WindowPlan:
+def plan_of(row: Backfill) -> WindowPlan:
     """A date-range backfill's windows, rebuilt from what it stored: the planner and the
     executor compute the same ones."""
-    given = row["range_input"]
+    given = row.range_input
+    assert given is not None
+    assert row.interval_type is not None
+    assert row.run_order is not None
+    assert row.interval_units is not None
+    assert row.time_zone is not None
     return window_plan(
         _RANGE_VALUE.validate_python(given["start"]),
         _RANGE_VALUE.validate_python(given["end"]),
-        IntervalType(row["interval_type"]),
-        row["interval_units"],
-        row["time_zone"],
-        RunOrder(row["run_order"]),
-        end_inclusive=row["end_inclusive"],
+        row.interval_type,
+        row.interval_units,
+        row.time_zone,
+        row.run_order,
+        end_inclusive=row.end_inclusive,
     )
 
 
 class Planner:
-    def __init__(self, settings: Settings, repo: Repository, sources: SourcePools) -> None:
+    def __init__(self, settings: Settings, storage: Storage, sources: SourcePools) -> None:
         self._settings = settings
-        self._repo = repo
+        self._planning = storage.planning
+        self._targets = storage.targets
         self._sources = sources
         self._active: dict[int, asyncio.Task[None]] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()
@@ -76,33 +82,33 @@ class Planner:
 
     async def plan(self, backfill_id: int) -> None:
         token = uuid4()
-        row = await self._repo.claim_planning(backfill_id, token, self._settings.lease_seconds)
+        row = await self._planning.claim(backfill_id, token, self._settings.lease_seconds)
         if row is None:
             return  # planned already, finished, or another planner holds it
-        log.info("planning_started", kind=row["kind"])
-        if row["kind"] == "table":
+        log.info("planning_started", kind=row.kind)
+        if row.kind == TargetKind.TABLE:
             await self._plan_table(row, token)
         else:
             await self._plan_range(row, token)
 
     async def _add(
-        self, row: asyncpg.Record, token: UUID, runs: list[dict[str, Any]], **kw: Any
+        self, row: BackfillRow, token: UUID, runs: list[dict[str, Any]], **kw: Any
     ) -> bool:
-        result = await self._repo.add_runs(
-            row["id"], token, runs, lease=self._settings.lease_seconds, **kw
+        result = await self._planning.add_runs(
+            row.id, token, runs, lease=self._settings.lease_seconds, **kw
         )
         if result is None:
             log.info("planning_stopped", reason="cancelled or lease lost")
             return False
         return True
 
-    async def _plan_range(self, row: asyncpg.Record, token: UUID) -> None:
+    async def _plan_range(self, row: BackfillRow, token: UUID) -> None:
         plan = plan_of(row)
-        reprocess = Reprocess(row["reprocess"])
+        reprocess = row.reprocess
         # With a reprocess filter the total is what survives it: counted as runs are added.
         total = plan.count if reprocess == Reprocess.ALL else None
         batch: list[Window] = []
-        first_seq = row["planning_seq"]
+        first_seq = row.planning_seq
         size = self._settings.planner_batch_runs
         for seq, window in plan.windows(from_seq=first_seq):
             batch.append(window)
@@ -125,14 +131,14 @@ class Planner:
         log.info("planning_done", windows=plan.count)
 
     async def _window_runs(
-        self, row: asyncpg.Record, reprocess: Reprocess, first_seq: int, windows: list[Window]
+        self, row: BackfillRow, reprocess: Reprocess, first_seq: int, windows: list[Window]
     ) -> list[dict[str, Any]]:
         """Runs for consecutive windows from `first_seq`, less those `reprocess` skips. A
         skipped window keeps its seq unused, so seq stays the window's place in the plan."""
         keep = [True] * len(windows)
         if reprocess != Reprocess.ALL and windows:
-            outcomes = await self._repo.earlier_outcomes(
-                row["target_id"], row["id"], [w.start for w in windows]
+            outcomes = await self._planning.earlier_outcomes(
+                row.target_id, row.id, [w.start for w in windows]
             )
             keep = [reprocess.keeps(outcomes.get((w.start, w.end))) for w in windows]
         return [
@@ -145,28 +151,30 @@ class Planner:
             if keep[i]
         ]
 
-    async def _plan_table(self, row: asyncpg.Record, token: UUID) -> None:
-        target = await self._repo.get_target(row["target_id"], None)
+    async def _plan_table(self, row: BackfillRow, token: UUID) -> None:
+        target = await self._targets.get(row.target_id, None)
         assert target.source is not None
         pool = await self._sources.get(target.source)
-        keyset = KeysetSql.build(table_sql(row["table_name"]), row["key_columns"], row["key_types"])
-        upper: list[str] | None = row["upper_bound"]
+        keyset = KeysetSql.build(
+            table_sql(row.table.table_name), row.table.key_columns, row.table.key_types
+        )
+        upper: list[str] | None = row.upper_bound
         async with pool.acquire() as conn:
             if upper is None:
                 top = await conn.fetchrow(keyset.max_key())
                 if top is None:
-                    await self._repo.set_initial_count(row["id"], 0)
+                    await self._planning.set_initial_count(row.id, 0)
                     await self._add(row, token, [], cursor=None, next_seq=0, done=True, total=None)
                     log.info("planning_done", runs=0, reason="empty table")
                     return
                 upper = [str(v) for v in top.values()]
-                await self._repo.set_upper_bound(row["id"], token, upper)
-        if row["rows_initial_count"] is None:
-            self._spawn(self._count(row["id"], pool, keyset, upper))
+                await self._planning.set_upper_bound(row.id, token, upper)
+        if row.rows_initial_count is None:
+            self._spawn(self._count(row.id, pool, keyset, upper))
 
-        cursor: list[str] | None = row["planning_cursor"]
-        seq: int = row["planning_seq"]
-        chunk: int = row["chunk_size"]
+        cursor: list[str] | None = row.planning_cursor
+        seq: int = row.planning_seq
+        chunk: int = row.table.chunk_size
         per_batch = self._settings.planner_batch_runs
         while True:
             params: list[Any] = [*(cursor or []), *upper, chunk * per_batch, chunk]
@@ -202,7 +210,7 @@ class Planner:
         try:
             async with pool.acquire() as conn:
                 n = await conn.fetchval(keyset.count_upto(), *upper)
-            await self._repo.set_initial_count(backfill_id, int(n))
+            await self._planning.set_initial_count(backfill_id, int(n))
         except Exception:
             log.exception("initial_count_failed", backfill_id=backfill_id)
 

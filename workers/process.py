@@ -49,18 +49,18 @@ class Worker:
         self.worker_id = new_worker_id()
         self._consume = consume
         self.ops = OpsServer(ctx, consuming=consume) if serve_ops else None
-        self.planner = Planner(s, ctx.repo, ctx.sources)
-        self.executor = Executor(s, ctx.repo, ctx.resources, self.worker_id, take_more=True)
-        self.commands = CommandConsumer(ctx.service, ctx.broker, self.planner)
+        self.planner = Planner(s, ctx.storage, ctx.sources)
+        self.executor = Executor(s, ctx.storage, ctx.resources, self.worker_id, take_more=True)
+        self.commands = CommandConsumer(ctx.service, ctx.storage.commands, ctx.broker, self.planner)
         self.relay = OutboxRelay(
-            ctx.pool,
+            ctx.storage.outbox,
             ctx.broker,
             listen_dsn=s.database_url.get_secret_value(),
             poll_seconds=s.outbox_poll_seconds,
         )
         self.maintenance = Maintenance(
             s,
-            ctx.repo,
+            ctx.storage,
             self.planner,
             self.worker_id,
             ["planner", "executor"] if consume else ["relay"],
@@ -147,7 +147,9 @@ class Worker:
             for t in loops:
                 t.cancel()
             await _bounded(asyncio.gather(*loops, return_exceptions=True), 5, "stop_loops")
-            await _bounded(self.ctx.repo.worker_stopped(self.worker_id), 5, "record_stop")
+            await _bounded(
+                self.ctx.storage.maintenance.worker_stopped(self.worker_id), 5, "record_stop"
+            )
             if self.ops is not None:
                 await _bounded(self.ops.stop(), 5, "stop_ops_server")
             log.info("worker_stopped", worker_id=self.worker_id)

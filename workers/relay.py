@@ -11,9 +11,9 @@ import asyncpg
 import structlog
 
 from orchestrator import metrics
+from orchestrator.domain.outbox import OutboxMessage
 from orchestrator.messaging.broker import Broker
-from orchestrator.storage.database import Pool
-from orchestrator.storage.queries import q
+from orchestrator.storage.commands import Outbox
 from workers.loop import every
 
 log = structlog.get_logger(__name__)
@@ -22,14 +22,14 @@ log = structlog.get_logger(__name__)
 class OutboxRelay:
     def __init__(
         self,
-        pool: Pool,
+        outbox: Outbox,
         broker: Broker,
         *,
         listen_dsn: str,
         poll_seconds: float,
         batch: int = 200,
     ) -> None:
-        self._pool = pool
+        self._outbox = outbox
         self._listen_dsn = listen_dsn
         self._broker = broker
         self._poll = poll_seconds
@@ -44,24 +44,24 @@ class OutboxRelay:
         """Publishes until the outbox is empty; returns how many were sent."""
         sent = 0
         while True:
-            async with self._pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(q("fetch_outbox"), self._batch)
-                if not rows:
-                    return sent
-                await asyncio.gather(
-                    *(
-                        self._broker.publish(
-                            r["routing_key"],
-                            r["payload"],
-                            message_id=str(r["message_id"]),
-                            mandatory=not r["routing_key"].startswith("event."),
-                        )
-                        for r in rows
-                    )
+            n = await self._outbox.relay(self._batch, self._publish)
+            if not n:
+                return sent
+            sent += n
+            metrics.OUTBOX_PUBLISHED.inc(n)
+
+    async def _publish(self, messages: list[OutboxMessage]) -> None:
+        await asyncio.gather(
+            *(
+                self._broker.publish(
+                    m.routing_key,
+                    m.payload,
+                    message_id=str(m.message_id),
+                    mandatory=not m.routing_key.startswith("event."),
                 )
-                await conn.execute(q("mark_outbox_sent"), [r["id"] for r in rows])
-            sent += len(rows)
-            metrics.OUTBOX_PUBLISHED.inc(len(rows))
+                for m in messages
+            )
+        )
 
     async def _listen(self) -> None:
         # LISTEN wakes the relay within milliseconds of a commit; the poll is the fallback

@@ -25,6 +25,7 @@ from multidict import MultiMapping
 from api.auth import principal_of, team_of
 from api.body import RequestBody
 from api.compat.common import read_optional_json, utc
+from api.compat.dialect import Dialect
 from api.compat.failure import Failure
 from api.keys import SERVICE_KEY
 from api.render import json_response
@@ -774,3 +775,14 @@ def render_error(request: web.Request, failure: Failure) -> web.Response:
     if status != 401:
         headers.pop("WWW-Authenticate", None)  # a challenge belongs only on a real 401
     return json_response({"error": error, "status": body_status}, status=status, headers=headers)
+
+
+DIALECT = Dialect(
+    name="mage",
+    prefixes=("/api/pipelines/", _ALL_BACKFILLS + "/"),
+    paths=(_ALL_BACKFILLS,),
+    routes=routes,
+    render_error=render_error,
+    # Mage's clients send their key this way.
+    key_header="X-API-KEY",
+)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from api.auth import principal_of, team_of
 from api.body import RequestBody
 from api.compat.common import read_optional_json, utc
+from api.compat.dialect import Dialect
 from api.compat.failure import Failure
 from api.keys import SERVICE_KEY
 from api.render import json_response
@@ -292,3 +293,8 @@ def render_error(request: web.Request, failure: Failure) -> web.Response:
         }
         return json_response(body, status=422, headers=headers)
     return json_response({"summary": failure.detail}, status=failure.status, headers=headers)
+
+
+DIALECT = Dialect(
+    name="sequin", prefixes=("/api/sinks/",), paths=(), routes=routes, render_error=render_error
+)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer
 from api.auth import principal_of, team_of
 from api.body import read_json_object
 from api.compat.common import utc
+from api.compat.dialect import Dialect
 from api.compat.failure import Failure
 from api.keys import SERVICE_KEY
 from api.render import json_response
@@ -531,3 +532,12 @@ def _not_cancellable(current: str) -> SupermetricsError:
         f"The backfill is {status}, a final status; only CREATED, SCHEDULED, RUNNING and "
         "FAILED backfills can be cancelled.",
     )
+
+
+DIALECT = Dialect(
+    name="supermetrics",
+    prefixes=("/v1/teams/",),
+    paths=(),
+    routes=routes,
+    render_error=render_error,
+)

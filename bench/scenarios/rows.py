@@ -276,7 +276,7 @@ async def planning(quick: bool) -> Measurement:
     async with open_context(harness.settings()) as ctx:
         target = await harness.table_target(ctx, table, "null", {})
         b = await ctx.service.create_backfill(BackfillSpec(target=target), team_id=harness.TEAM)
-        planner = Planner(ctx.settings, ctx.repo, ctx.sources)
+        planner = Planner(ctx.settings, ctx.storage, ctx.sources)
         seen: list[object] = []
 
         async def watch() -> None:

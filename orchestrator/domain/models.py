@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -213,3 +214,40 @@ class Window(_Frozen):
 
     start: datetime
     end: datetime
+
+
+@dataclass(frozen=True)
+class TableScan:
+    """What a table backfill's planner and runs read its table by."""
+
+    table_name: str
+    key_columns: list[str]
+    key_types: list[str]
+    chunk_size: int
+
+
+class BackfillRow(Backfill):
+    """A backfill with what only the workers read: the planner's lease and progress (where a
+    planner that takes over resumes) and the key types of a table backfill."""
+
+    key_types: list[str] | None = None
+    upper_bound: list[str] | None = None
+    planning_cursor: list[str] | None = None
+    planning_seq: int = 0
+    planner_token: UUID | None = None
+
+    @property
+    def table(self) -> TableScan:
+        """The scan of a table backfill (every table backfill stores all four)."""
+        if (
+            self.table_name is None
+            or self.key_columns is None
+            or self.key_types is None
+            or self.chunk_size is None
+        ):
+            raise ValueError(f"backfill {self.id} is not a table backfill")
+        return TableScan(self.table_name, self.key_columns, self.key_types, self.chunk_size)
+
+    @classmethod
+    def from_row(cls, row: RowLike, error_report: list[ErrorEntry] | None = None) -> BackfillRow:
+        return cls._from_mapping(row, error_report=error_report or [])  # type: ignore[no-any-return]

@@ -1,5 +1,8 @@
-"""State machines as tables. Every transition is validated here; the SQL repeats the guard
-(`UPDATE ... WHERE state = ANY($allowed)`), so a concurrent change shows up as zero rows."""
+"""State machines as tables: the one source of the states. Every transition is validated
+here; the SQL repeats the guard (`UPDATE ... WHERE state = ANY($allowed)`), so a concurrent
+change shows up as zero rows. The SQL names no state of its own: its state literals and
+sets are rendered from this module when it is loaded (orchestrator.storage.queries), and a
+test ties the migrations' CHECK constraints to the enums below."""
 
 from __future__ import annotations
 
@@ -58,9 +61,17 @@ BACKFILL_FINAL = frozenset({B.COMPLETED, B.CANCELLED})
 BACKFILL_TERMINAL = frozenset({B.COMPLETED, B.FAILED, B.CANCELLED})
 # States in which a backfill holds its (target, table) or date range against overlaps.
 BACKFILL_ACTIVE = frozenset({B.CREATED, B.SCHEDULED, B.RUNNING, B.PAUSED})
+# States in which a backfill may still be re-planned (and only until its first run starts).
+BACKFILL_REPLANNABLE = frozenset({B.CREATED, B.SCHEDULED, B.PAUSED})
 # States in which runs may be dispatched and claimed.
 BACKFILL_DISPATCHABLE = frozenset({B.SCHEDULED, B.RUNNING})
 RUN_TERMINAL = frozenset({R.COMPLETED, R.FAILED, R.CANCELLED})
+# Runs that hold one of the backfill's max_active_runs slots.
+RUN_ACTIVE = frozenset({R.QUEUED, R.RUNNING})
+# Runs with work still ahead of them: what makes a backfill count for the fair share.
+RUN_UNFINISHED = frozenset(RunState) - RUN_TERMINAL
+# Runs that ran to an end (not cancelled): what `reprocess` and the throughput read.
+RUN_OUTCOMES = frozenset({R.COMPLETED, R.FAILED})
 
 
 def valid_backfill_moves(current: BackfillState) -> list[str]:

@@ -13,11 +13,12 @@ from uuid import UUID
 
 import asyncpg
 
-from orchestrator.domain.models import Target, TransferRun
-from orchestrator.domain.states import BACKFILL_DISPATCHABLE
+from orchestrator.domain.claims import ClaimedRun
+from orchestrator.domain.models import BackfillRow, Target, TransferRun
+from orchestrator.domain.states import BACKFILL_DISPATCHABLE, BackfillState
 from orchestrator.storage.database import Conn, Pool
+from orchestrator.storage.lifecycle import dispatch_limits, maybe_finish
 from orchestrator.storage.queries import q
-from orchestrator.storage.repository import ClaimedRun, dispatch_limits, maybe_finish
 
 
 @dataclass(frozen=True)
@@ -68,25 +69,21 @@ async def dispatch_claiming(
             limit = min(limit, share or limit)
         # Claimed and queued in one statement: the common case costs one round trip.
         claimed += await conn.fetch(
-            q("claim_and_queue_runs"),
-            backfill_id,
-            limit,
-            max(0, direct),
+            q("claim_and_queue_many"),
+            [backfill_id],
+            [limit],
+            [max(0, direct)],
             claim.lease if claim is not None else None,
             claim.worker_id if claim is not None else None,
-            _UNTHROTTLED,
         )
     else:
         claimed += await _throttled(conn, backfill, capacity, claim, direct)
     if claim is not None and batch and not claim.named and want > len(claimed):
         # Queued runs whose messages are still on their way: this worker has a slot now.
         claimed += await _claim_queued(conn, backfill_id, claim, 0, want - len(claimed))
-    if claimed and (backfill["started_at"] is None or backfill["state"] == "scheduled"):
+    if claimed and (backfill["started_at"] is None or backfill["state"] == BackfillState.SCHEDULED):
         await conn.fetchrow(q("mark_backfill_started_once"), backfill_id)
     return claimed
-
-
-_UNTHROTTLED = 2**31 - 1
 
 
 async def _throttled(
@@ -133,7 +130,10 @@ async def _claim_queued(
 def _claimed(
     backfill: asyncpg.Record, target: Target | None, runs: list[asyncpg.Record]
 ) -> list[ClaimedRun]:
-    return [ClaimedRun(TransferRun.from_row(r), backfill, target) for r in runs]
+    if not runs:
+        return []
+    seen = BackfillRow.from_row(backfill)
+    return [ClaimedRun(TransferRun.from_row(r), seen, target) for r in runs]
 
 
 class Batches:
@@ -238,7 +238,9 @@ class Batches:
         for r in rows:
             out.setdefault(r["backfill_id"], []).append(r)
         for b in together:
-            if b["id"] in out and (b["started_at"] is None or b["state"] == "scheduled"):
+            if b["id"] in out and (
+                b["started_at"] is None or b["state"] == BackfillState.SCHEDULED
+            ):
                 await conn.fetchrow(q("mark_backfill_started_once"), b["id"])
         return out
 

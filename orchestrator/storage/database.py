@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 
 from orchestrator import jsoncodec
+from orchestrator.errors import DatabaseUnavailable
 from orchestrator.storage.migrate import SCHEMA
 
 if TYPE_CHECKING:
@@ -38,21 +39,24 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 60.0
 
 
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable (ConnectionError is one)
+    TimeoutError,  # connect or acquire took too long
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed" and the like
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+# The API tells these apart by the type below it, without importing the driver.
+for _failure in _UNAVAILABLE:
+    DatabaseUnavailable.register(_failure)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """The database could not be reached or dropped the connection (as opposed to refusing a
     statement): worth answering 503 and retrying an idempotent operation."""
-    return isinstance(
-        exc,
-        (
-            OSError,  # refused, reset, unreachable (ConnectionError is one)
-            TimeoutError,  # connect or acquire took too long
-            asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,  # "connection is closed" and the like
-            asyncpg.CannotConnectNowError,  # starting up or shutting down
-            asyncpg.AdminShutdownError,
-            asyncpg.TooManyConnectionsError,
-        ),
-    )
+    return isinstance(exc, _UNAVAILABLE)
 
 
 async def open_pool(

@@ -153,12 +153,12 @@ async def test_two_executors_racing_for_each_run_claim_it_once(
         await date_range_target(ctx, "race", {"type": "counting"}, max_active_runs=60)
         backfill = await start_backfill(ctx, "race", start="2024-01-01", end="2024-02-29")
         # No worker runs: plan here, which queues runs (as many as the dispatch allows).
-        await Planner(settings, ctx.repo, ctx.sources).plan(backfill.id)
+        await Planner(settings, ctx.storage, ctx.sources).plan(backfill.id)
 
         async with open_context(settings) as ctx_b:
             racers = [
-                Executor(settings, ctx.repo, ctx.resources, "racer-a"),
-                Executor(settings, ctx_b.repo, ctx_b.resources, "racer-b"),
+                Executor(settings, ctx.storage, ctx.resources, "racer-a"),
+                Executor(settings, ctx_b.storage, ctx_b.resources, "racer-b"),
             ]
 
             async def race(run_id: int) -> list[Any]:

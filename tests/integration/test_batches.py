@@ -12,7 +12,6 @@ import pytest
 from orchestrator.context import Context
 from orchestrator.settings import Settings
 from orchestrator.storage.batches import Batches, Claim, Completion
-from orchestrator.storage.repository import Repository
 from tests.conftest import RunningWorker, make_settings
 from tests.faults.checker import check_date_range_backfill
 from tests.faults.scenario import date_range_target, start_backfill
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.integration
 async def planned(ctx: Context, name: str, start: str, end: str, **fields: Any) -> int:
     """A backfill of daily windows planned here (no worker): its first runs queued."""
     backfill = await start_backfill(ctx, name, start=start, end=end, **fields)
-    await Planner(ctx.settings, ctx.repo, ctx.sources).plan(backfill.id)
+    await Planner(ctx.settings, ctx.storage, ctx.sources).plan(backfill.id)
     return backfill.id
 
 
@@ -117,7 +116,7 @@ async def test_a_big_cancel_counts_pending_runs_at_once_and_the_sweep_marks_them
     assert pending == 58, "queued runs are cancelled at once, the rest later"
     # Nothing claims a counted run in between.
     assert await Batches(ctx.pool).claim_runs(backfill, claim(10)) == []
-    assert await ctx.repo.sweep_cancelled_runs(20) == 58
+    assert await ctx.storage.maintenance.sweep_cancelled_runs(20) == 58
     found = await check_date_range_backfill(db, backfill, state="cancelled", within=5)
     assert found.backfill["runs_cancelled"] == 61
 
@@ -132,9 +131,8 @@ async def test_a_run_handed_back_after_a_big_cancel_is_counted_once(ctx: Context
     (running,) = await Batches(ctx.pool).claim_runs(backfill, claim(1, named=queued))
     await ctx.service.cancel_backfill(backfill, team_id=1)
     assert running.run.lease_token is not None
-    repo: Repository = ctx.repo
-    assert await repo.release_run(running.run.id, backfill, running.run.lease_token)
-    await repo.sweep_cancelled_runs(100)
+    assert await ctx.storage.runs.release(running.run.id, backfill, running.run.lease_token)
+    await ctx.storage.maintenance.sweep_cancelled_runs(100)
     found = await check_date_range_backfill(db, backfill, state="cancelled", within=5)
     assert found.backfill["runs_cancelled"] == 20
 

@@ -248,7 +248,7 @@ async def test_a_command_that_fails_on_every_delivery_stops_at_the_delivery_limi
     """A failure that is not the message's fault (here: the service raises) requeues the
     message; the quorum queue counts deliveries and dead-letters it at the limit, so one
     message cannot loop for ever, and the consumer goes on with the next."""
-    target = await ctx.repo.insert_target(
+    target = await ctx.storage.targets.insert(
         {
             "name": "n",
             "kind": "date_range",

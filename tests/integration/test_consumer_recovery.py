@@ -99,7 +99,7 @@ async def test_readiness_reports_a_dropped_consumer_until_it_is_reattached(
 async def test_the_worker_reattaches_a_dropped_consumer_and_goes_on_consuming(
     ctx: Context, worker: Any
 ) -> None:
-    target = await ctx.service.repo.insert_target(
+    target = await ctx.storage.targets.insert(
         {
             "name": "days",
             "kind": "date_range",
@@ -121,7 +121,7 @@ async def test_the_worker_reattaches_a_dropped_consumer_and_goes_on_consuming(
     command_id = await publish_create(ctx.settings.amqp_prefix, target.id)
 
     async def applied() -> Any:
-        backfill = await ctx.repo.backfill_by_command(command_id)
+        backfill = await ctx.storage.backfills.by_command(command_id)
         return backfill is not None and backfill.state.value == "completed"
 
     await wait_until(applied, what="the command sent after the re-attach to be applied")

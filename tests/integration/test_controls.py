@@ -223,7 +223,7 @@ async def test_a_backfill_that_has_not_started_is_planned_again(
     created = await start_backfill(idle, "n", start="2024-01-01", end="2024-01-05")
     bid = created["id"]
     # Planned (its runs exist, some queued) but not started: no worker consumes.
-    await Planner(ctx.settings, ctx.repo, ctx.sources).plan(bid)
+    await Planner(ctx.settings, ctx.storage, ctx.sources).plan(bid)
     assert await db.fetchval("SELECT count(*) FROM transfer_runs WHERE backfill_id = $1", bid) == 5
 
     changed = await api(

@@ -9,6 +9,7 @@ the backfill to a planner, so the test alone decides which planner runs when."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from typing import Any
 from uuid import uuid4
@@ -109,12 +110,14 @@ async def plan_one_batch_and_die(ctx: Context, db: Any, backfill_id: int) -> tup
     """What a planner does up to its first stored batch, with the planner's own SQL; then it
     stops without finishing, counting, or releasing its lease."""
     token = uuid4()
-    row = await ctx.repo.claim_planning(backfill_id, token, ctx.settings.lease_seconds)
+    row = await ctx.storage.planning.claim(backfill_id, token, ctx.settings.lease_seconds)
     assert row is not None
-    keyset = KeysetSql.build(table_sql(row["table_name"]), row["key_columns"], row["key_types"])
+    keyset = KeysetSql.build(
+        table_sql(row.table.table_name), row.table.key_columns, row.table.key_types
+    )
     top = await db.fetchrow(keyset.max_key())
     upper = [str(v) for v in top.values()]
-    await ctx.repo.set_upper_bound(backfill_id, token, upper)
+    await ctx.storage.planning.set_upper_bound(backfill_id, token, upper)
     bounds = await db.fetch(keyset.boundaries(False), *upper, CHUNK * BATCH, CHUNK)
     assert len(bounds) == BATCH
     runs, cursor = [], None
@@ -122,7 +125,7 @@ async def plan_one_batch_and_die(ctx: Context, db: Any, backfill_id: int) -> tup
         key = [str(v) for v in b.values()]
         runs.append({"seq": seq, "lower_key": cursor, "upper_key": key})
         cursor = key
-    stored = await ctx.repo.add_runs(
+    stored = await ctx.storage.planning.add_runs(
         backfill_id,
         token,
         runs,
@@ -133,8 +136,8 @@ async def plan_one_batch_and_die(ctx: Context, db: Any, backfill_id: int) -> tup
         lease=ctx.settings.lease_seconds,
     )
     assert stored is not None
-    assert stored["planning_cursor"] == cursor
-    assert stored["planning_seq"] == BATCH
+    assert stored.planning_cursor == cursor
+    assert stored.planning_seq == BATCH
     return token, upper
 
 
@@ -148,7 +151,7 @@ async def test_a_planner_that_died_mid_way_is_resumed_from_its_cursor(
 
     # While the dead planner's lease lasts, nobody else may plan: the backfill is not
     # planned twice over just because a second planner asked.
-    planner = Planner(ctx.settings, ctx.repo, ctx.sources)
+    planner = Planner(ctx.settings, ctx.storage, ctx.sources)
     try:
         assert not await lease_expired(db, backfill_id)
         await planner.plan(backfill_id)
@@ -168,7 +171,7 @@ async def test_a_planner_that_died_mid_way_is_resumed_from_its_cursor(
         await planner.stop()
 
     # The dead planner, were it to wake up, is fenced out by its lost token.
-    late = await ctx.repo.add_runs(
+    late = await ctx.storage.planning.add_runs(
         backfill_id,
         dead_token,
         [{"seq": BATCH, "lower_key": upper, "upper_key": upper}],
@@ -181,7 +184,7 @@ async def test_a_planner_that_died_mid_way_is_resumed_from_its_cursor(
     assert late is None
     await assert_planned_exactly_once(db, backfill_id)
     # Planning again after it is done changes nothing.
-    again = Planner(ctx.settings, ctx.repo, ctx.sources)
+    again = Planner(ctx.settings, ctx.storage, ctx.sources)
     await again.plan(backfill_id)
     await again.stop()
     assert [dict(r) for r in await runs_of(db, backfill_id)] == [dict(r) for r in runs]
@@ -197,7 +200,7 @@ async def test_planners_racing_on_one_backfill_make_one_set_of_runs(
         await wait_until(
             lambda: lease_expired(db, backfill_id), what="the planning lease to expire"
         )
-    planners = [Planner(ctx.settings, ctx.repo, ctx.sources) for _ in range(4)]
+    planners = [Planner(ctx.settings, ctx.storage, ctx.sources) for _ in range(4)]
     try:
         await asyncio.gather(*(p.plan(backfill_id) for p in planners))
         await assert_planned_exactly_once(db, backfill_id)
@@ -206,8 +209,8 @@ async def test_planners_racing_on_one_backfill_make_one_set_of_runs(
         await asyncio.gather(*(p.stop() for p in planners))
 
 
-class StealingRepo:
-    """The real repository, except that after each stored batch (while the budget lasts) the
+class StealingPlanning:
+    """The real planning store, except that after each stored batch (while the budget lasts) the
     planner that stored it stalls past its lease and a new planner takes the backfill over and
     plans on, while the stalled one is still alive and carries on from its own stale cursor
     once the thief is done."""
@@ -220,19 +223,20 @@ class StealingRepo:
         self.planners: list[Planner] = []
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx.repo, name)
+        return getattr(self._ctx.storage.planning, name)
 
     def planner(self) -> Planner:
-        planner = Planner(self._ctx.settings, self, self._ctx.sources)  # type: ignore[arg-type]
+        storage = dataclasses.replace(self._ctx.storage, planning=self)  # type: ignore[arg-type]
+        planner = Planner(self._ctx.settings, storage, self._ctx.sources)
         self.planners.append(planner)
         return planner
 
     async def add_runs(self, backfill_id: int, token: Any, runs: Any, **kw: Any) -> Any:
-        row = await self._ctx.repo.add_runs(backfill_id, token, runs, **kw)
+        row = await self._ctx.storage.planning.add_runs(backfill_id, token, runs, **kw)
         if row is None:
             self.fenced += 1
             return None
-        if not row["planning_done"] and self.steals_left > 0:
+        if not row.planning_done and self.steals_left > 0:
             self.steals_left -= 1
             await self._db.execute(
                 "UPDATE backfills SET planner_expires_at = now() - interval '1 second' "
@@ -250,7 +254,7 @@ async def test_planners_whose_lease_is_taken_mid_way_are_fenced_and_the_thief_re
     resumes from the stored cursor; each loser is fenced out at its next batch (its token no
     longer matches) and stops. The runs are still one contiguous, exact cover of the table."""
     backfill_id = await make_backfill(ctx, db)
-    repo = StealingRepo(ctx, db, steals=4)
+    repo = StealingPlanning(ctx, db, steals=4)
     try:
         await repo.planner().plan(backfill_id)
         assert repo.steals_left == 0

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from api.compat.paths import Dialect
-from api.cors import allowed_origin, origins_for
+from api.compat.registry import DIALECTS
+from api.cors import allowed_headers, allowed_origin, origins_for
 from orchestrator.settings import Settings
 
 
@@ -24,12 +24,13 @@ def test_a_value_that_is_not_an_origin_is_refused_by_name(bad: str) -> None:
 
 def test_defaults_are_any_origin_for_compatibility_apis_and_none_for_the_native_one() -> None:
     settings = Settings()
-    assert origins_for(settings, Dialect.NATIVE) == []
-    for dialect in (Dialect.SEQUIN, Dialect.SUPERMETRICS, Dialect.MAGE):
+    assert origins_for(settings, None) == []
+    for dialect in DIALECTS:
         assert origins_for(settings, dialect) == ["*"]
     configured = Settings(cors_origins=["https://a.example"])
-    assert origins_for(configured, Dialect.NATIVE) == ["https://a.example"]
-    assert origins_for(configured, Dialect.MAGE) == ["https://a.example"]
+    assert origins_for(configured, None) == ["https://a.example"]
+    for dialect in DIALECTS:
+        assert origins_for(configured, dialect) == ["https://a.example"]
 
 
 def test_an_origin_is_allowed_only_when_listed() -> None:
@@ -37,3 +38,11 @@ def test_an_origin_is_allowed_only_when_listed() -> None:
     assert allowed_origin(["https://a.example"], "https://a.example") == "https://a.example"
     assert allowed_origin(["https://a.example"], "https://b.example") is None
     assert allowed_origin([], "https://a.example") is None
+
+
+def test_preflights_allow_the_request_headers_and_every_dialects_key_header() -> None:
+    assert allowed_headers(()) == "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
+    assert (
+        allowed_headers(DIALECTS)
+        == "Authorization, Content-Type, Idempotency-Key, X-API-KEY, X-Request-ID"
+    )

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.messaging.events import BACKFILL_EVENT_TYPES, BackfillEvent, RunFailedEvent
-from orchestrator.storage.repository import backfill_event
+from orchestrator.storage.commands import backfill_event
 
 
 def _row() -> dict[str, Any]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import asyncpg
 import pytest
 import structlog
 from aiohttp import ClientResponse
@@ -181,6 +182,29 @@ async def test_unavailable_is_503(
 
     assert body["status"] == 503
     assert body["code"] == "service_unavailable"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ConnectionRefusedError(111, "refused"), asyncpg.ConnectionDoesNotExistError("closed")],
+)
+async def test_a_database_that_cannot_be_reached_is_503_with_retry_after(
+    client: Client, service: FakeService, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    # The driver's own failures, which storage marks as DatabaseUnavailable: the API tells
+    # them apart without importing storage or the driver.
+    async def down(**_: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(service, "list_targets", down)
+
+    response = await client.get("/v1/targets")
+    body = await problem(response)
+
+    assert body["status"] == 503
+    assert body["code"] == "service_unavailable"
+    assert body["detail"] == "The database cannot be reached right now; retry shortly."
+    assert response.headers["Retry-After"] == "5"
 
 
 async def test_unexpected_exception_is_a_logged_generic_500(

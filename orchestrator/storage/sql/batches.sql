@@ -1,0 +1,238 @@
+-- Batches: claims, completions and dispatch paid per batch of runs, not per run. Every one
+-- of these runs under the backfill's row lock, like the single-run statements of runs.sql,
+-- so a claim still either commits before a cancel or sees it. Run by
+-- orchestrator.storage.batches.
+
+-- name: lock_backfills_with_targets
+-- lock_backfills, with each backfill's target as it is now (`target_row`): what the runs
+-- claimed in this transaction will read their handler or sink from.
+SELECT b.*, to_jsonb(t) AS target_row
+FROM backfills b JOIN targets t ON t.id = b.target_id
+WHERE b.id = ANY($1::bigint[])
+ORDER BY b.id
+FOR UPDATE OF b;
+
+-- name: claim_queued_runs
+-- Up to $3 queued runs of the backfill, oldest first, or with $2 <> 0 only that run (the
+-- one a dispatch message named), each with a lease token of its own. Caller holds the
+-- backfill lock and checked its state.
+UPDATE transfer_runs t SET
+    state = {run.running},
+    attempt = t.attempt + 1,
+    lease_token = gen_random_uuid(),
+    lease_expires_at = now() + make_interval(secs => $4),
+    worker_id = $5,
+    started_at = coalesce(t.started_at, clock_timestamp()),
+    error = NULL,
+    updated_at = now()
+FROM (SELECT id FROM transfer_runs
+      WHERE backfill_id = $1 AND state = {run.queued} AND ($2 = 0 OR id = $2)
+      ORDER BY seq
+      LIMIT $3
+      FOR UPDATE SKIP LOCKED) picked
+WHERE t.id = picked.id
+RETURNING t.*;
+
+-- name: claim_pending_runs
+-- Pending runs straight to running for a worker with free slots, within what dispatch
+-- would queue now (max_active_runs less the active ones, and at most $6, the throttle's
+-- allowance): no dispatch message is needed for a run its worker takes itself.
+WITH active AS (
+    SELECT count(*) AS n FROM transfer_runs
+    WHERE backfill_id = $1 AND state IN {run.ACTIVE}),
+picked AS (
+    SELECT id FROM transfer_runs
+    WHERE backfill_id = $1 AND state = {run.pending} AND not_before <= now()
+    ORDER BY seq
+    LIMIT least($3, $6, greatest(0, $2 - (SELECT n FROM active)))
+    FOR UPDATE SKIP LOCKED)
+UPDATE transfer_runs t SET
+    state = {run.running},
+    attempt = t.attempt + 1,
+    lease_token = gen_random_uuid(),
+    lease_expires_at = now() + make_interval(secs => $4),
+    worker_id = $5,
+    queued_at = now(),
+    started_at = coalesce(t.started_at, clock_timestamp()),
+    error = NULL,
+    updated_at = now()
+FROM picked
+WHERE t.id = picked.id
+RETURNING t.*;
+
+-- name: mark_backfill_started_once
+-- Writes the backfill's row only the first time one of its runs starts.
+UPDATE backfills SET
+    state = CASE WHEN state = {backfill.scheduled} THEN {backfill.running} ELSE state END,
+    started_at = coalesce(started_at, now()),
+    updated_at = now()
+WHERE id = $1 AND (state = {backfill.scheduled} OR started_at IS NULL)
+RETURNING *;
+
+-- name: queue_runs
+-- dispatch_runs without the messages: the caller writes them for the runs no worker took.
+WITH active AS (
+    SELECT count(*) AS n FROM transfer_runs
+    WHERE backfill_id = $1 AND state IN {run.ACTIVE}),
+picked AS (
+    SELECT id FROM transfer_runs
+    WHERE backfill_id = $1 AND state = {run.pending} AND not_before <= now()
+    ORDER BY seq
+    LIMIT least($3, greatest(0, $2 - (SELECT n FROM active)))
+    FOR UPDATE SKIP LOCKED)
+UPDATE transfer_runs t SET state = {run.queued}, queued_at = now(), updated_at = now()
+FROM picked WHERE t.id = picked.id
+RETURNING t.id;
+
+-- name: enqueue_dispatches
+INSERT INTO outbox (routing_key, payload)
+SELECT 'run.dispatch',
+       jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', $1::bigint)
+FROM unnest($2::bigint[]) AS id;
+
+-- name: share_of_capacity
+-- fair_share and unqueue_excess in one statement: the backfill's share of the capacity
+-- ($2), and its latest queued runs beyond min(share, max_active_runs) given back.
+WITH share AS (
+    SELECT least(b.max_active_runs,
+                 greatest(1, floor($2::numeric * b.priority / sum(o.priority)))::integer) AS n
+    FROM backfills b
+    JOIN backfills o ON o.state IN {backfill.DISPATCHABLE}
+      AND (o.id = b.id OR EXISTS (
+          SELECT 1 FROM transfer_runs r
+          WHERE r.backfill_id = o.id AND r.state IN {run.UNFINISHED}))
+    WHERE b.id = $1
+    GROUP BY b.priority, b.max_active_runs),
+active AS (
+    SELECT count(*) AS n FROM transfer_runs
+    WHERE backfill_id = $1 AND state IN {run.ACTIVE}),
+extra AS (
+    SELECT id FROM transfer_runs
+    WHERE backfill_id = $1 AND state = {run.queued}
+    ORDER BY seq DESC
+    LIMIT greatest(0, (SELECT n FROM active) - coalesce((SELECT n FROM share), 2147483647))
+    FOR UPDATE SKIP LOCKED),
+given_back AS (
+    UPDATE transfer_runs t SET state = {run.pending}, queued_at = NULL, updated_at = now()
+    FROM extra WHERE t.id = extra.id
+    RETURNING t.id)
+SELECT (SELECT n FROM share) AS share, (SELECT count(*) FROM given_back) AS given_back;
+
+-- name: complete_and_count_many
+-- complete_and_count_runs for the runs of several backfills (their locks held). Returns
+-- each backfill whose runs ended, with `ended_ids` and each one's row totals.
+WITH ended AS (
+    UPDATE transfer_runs t SET
+        state = {run.completed},
+        rows_processed = t.rows_processed + v.processed,
+        rows_ingested = t.rows_ingested + v.ingested,
+        lease_token = NULL, lease_expires_at = NULL,
+        finished_at = now(), updated_at = now()
+    FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::bigint[])
+         AS v(id, token, processed, ingested)
+    WHERE t.id = v.id AND t.lease_token = v.token AND t.state = {run.running}
+    RETURNING t.id, t.backfill_id, v.processed, v.ingested,
+              t.rows_processed AS run_processed, t.rows_ingested AS run_ingested),
+total AS (
+    SELECT backfill_id, count(*) AS n, sum(processed) AS processed,
+           sum(ingested) AS ingested, array_agg(id) AS ids,
+           array_agg(run_processed) AS run_processed, array_agg(run_ingested) AS run_ingested
+    FROM ended GROUP BY backfill_id),
+counted AS (
+    UPDATE backfills b SET
+        runs_completed = runs_completed + total.n,
+        rows_processed_count = rows_processed_count + total.processed,
+        rows_ingested_count = rows_ingested_count + total.ingested,
+        updated_at = now()
+    FROM total
+    WHERE b.id = total.backfill_id
+    RETURNING b.*, total.ids AS ended_ids, total.run_processed AS ended_processed,
+              total.run_ingested AS ended_ingested)
+SELECT * FROM counted;
+
+-- name: shares_of_capacity
+-- share_of_capacity for several backfills (their locks held): (id, share) of each, and
+-- the queued runs of each beyond its share given back.
+WITH working AS (
+    SELECT coalesce(sum(o.priority), 0) AS priorities FROM backfills o
+    WHERE o.state IN {backfill.DISPATCHABLE}
+      AND EXISTS (SELECT 1 FROM transfer_runs r
+                  WHERE r.backfill_id = o.id AND r.state IN {run.UNFINISHED})),
+share AS (
+    SELECT b.id, least(b.max_active_runs, greatest(1, floor(
+               $2::numeric * b.priority / greatest(1, w.priorities + CASE
+                   WHEN EXISTS (SELECT 1 FROM transfer_runs r
+                                WHERE r.backfill_id = b.id
+                                  AND r.state IN {run.UNFINISHED})
+                   THEN 0 ELSE b.priority END)))::integer) AS n
+    FROM backfills b CROSS JOIN working w
+    WHERE b.id = ANY($1::bigint[])),
+active AS (
+    SELECT backfill_id, count(*) AS n FROM transfer_runs
+    WHERE backfill_id = ANY($1::bigint[]) AND state IN {run.ACTIVE}
+    GROUP BY backfill_id),
+ranked AS (
+    SELECT id, backfill_id, row_number() OVER (PARTITION BY backfill_id ORDER BY seq DESC) AS k
+    FROM transfer_runs
+    WHERE backfill_id = ANY($1::bigint[]) AND state = {run.queued}),
+extra AS (
+    SELECT ranked.id FROM ranked
+    JOIN active ON active.backfill_id = ranked.backfill_id
+    JOIN share ON share.id = ranked.backfill_id
+    WHERE ranked.k <= active.n - share.n),
+given_back AS (
+    UPDATE transfer_runs t SET state = {run.pending}, queued_at = NULL, updated_at = now()
+    FROM extra WHERE t.id = extra.id AND t.state = {run.queued}
+    RETURNING t.id)
+SELECT id, n FROM share;
+
+-- name: claim_and_queue_many
+-- For each of one or more unthrottled backfills (their locks held; $1 ids, $2 limits, $3
+-- how many this worker takes), pending runs up to its limit (max_active_runs or its fair
+-- share, less its active runs) in seq order: the first `want` go straight to running for
+-- the calling worker, the rest are queued with a run.dispatch message each. Returns the
+-- claimed runs. One round trip whatever the number of backfills. (Throttled backfills take
+-- claim_pending_runs and queue_runs, which say how many runs started, for the token bucket.)
+WITH req AS (
+    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::integer[]) AS r(backfill_id, lim, want)),
+active AS (
+    SELECT backfill_id, count(*) AS n FROM transfer_runs
+    WHERE backfill_id = ANY($1::bigint[]) AND state IN {run.ACTIVE}
+    GROUP BY backfill_id),
+locked AS (
+    SELECT p.id, p.seq, req.backfill_id, req.want
+    FROM req
+    LEFT JOIN active ON active.backfill_id = req.backfill_id
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.seq FROM transfer_runs t
+        WHERE t.backfill_id = req.backfill_id AND t.state = {run.pending} AND t.not_before <= now()
+        ORDER BY t.seq
+        LIMIT greatest(0, req.lim - coalesce(active.n, 0))
+        FOR UPDATE SKIP LOCKED) p),
+numbered AS (
+    SELECT id, backfill_id, want, row_number() OVER (PARTITION BY backfill_id ORDER BY seq) AS n
+    FROM locked),
+claimed AS (
+    UPDATE transfer_runs t SET
+        state = {run.running},
+        attempt = t.attempt + 1,
+        lease_token = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => $4),
+        worker_id = $5,
+        queued_at = now(),
+        started_at = coalesce(t.started_at, clock_timestamp()),
+        error = NULL,
+        updated_at = now()
+    FROM numbered WHERE t.id = numbered.id AND numbered.n <= numbered.want
+    RETURNING t.*),
+queued AS (
+    UPDATE transfer_runs t SET state = {run.queued}, queued_at = now(), updated_at = now()
+    FROM numbered WHERE t.id = numbered.id AND numbered.n > numbered.want
+    RETURNING t.id, t.backfill_id),
+sent AS (
+    INSERT INTO outbox (routing_key, payload)
+    SELECT 'run.dispatch',
+           jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', backfill_id)
+    FROM queued
+    RETURNING 1)
+SELECT * FROM claimed;
