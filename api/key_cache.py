@@ -20,18 +20,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-import asyncpg
-import structlog
 from aiohttp import web
 
 from api.keys import ACCESS_KEY
 from orchestrator.access import AccessService
 from orchestrator.domain.keys import Principal, token_hash
 from orchestrator.storage.access import KEY_CHANGES_CHANNEL, AccessRepository
-
-log = structlog.get_logger(__name__)
+from orchestrator.storage.notifications import ChannelListener
 
 TTL_SECONDS = 5.0
 # Keys a process keeps; past that the oldest entry goes (a process rarely sees this many).
@@ -39,7 +35,6 @@ MAX_KEYS = 1024
 # A key expiring sooner than this after it would leave the cache is not cached: its expiry
 # stays a question for Postgres's clock, not this process's.
 _EXPIRY_MARGIN_SECONDS = 2.0
-_RECONNECT_SECONDS = 2.0
 
 
 class KeyCache:
@@ -48,16 +43,19 @@ class KeyCache:
     ) -> None:
         self._access = access
         self._repo = repo
-        self._dsn = dsn
         self._ttl = ttl
         self._entries: dict[bytes, tuple[Principal, float]] = {}
         self._generation = 0
-        self._listener: asyncpg.Connection[Any] | None = None
+        # Every notification, and every loss of the connection (a notification may have
+        # been missed), empties the cache.
+        self._listener = ChannelListener(
+            dsn, KEY_CHANGES_CHANNEL, self.clear, failure_event="api_key_cache_listen_failed"
+        )
         repo.on_key_revoked.append(self.clear)
 
     @property
     def listening(self) -> bool:
-        return self._listener is not None and not self._listener.is_closed()
+        return self._listener.listening
 
     def clear(self) -> None:
         self._generation += 1
@@ -87,53 +85,14 @@ class KeyCache:
             self._entries[digest] = (principal, until)
         return principal
 
-    # ------------------------------------------------------------------ listening
-
-    def _changed(self, *_: object) -> None:
-        self.clear()
-
-    def _lost(self, *_: object) -> None:
-        # Whatever was cached may have been revoked while notifications could not arrive.
-        self._listener = None
-        self.clear()
-
-    async def _listen(self) -> None:
-        conn: asyncpg.Connection[Any] = await asyncpg.connect(self._dsn, timeout=5)
-        try:
-            await conn.add_listener(KEY_CHANGES_CHANNEL, self._changed)
-            conn.add_termination_listener(self._lost)
-        except BaseException:
-            conn.terminate()
-            raise
-        self.clear()
-        self._listener = conn
-
     async def keep_listening(self) -> None:
         """Holds the listening connection for the life of the process, reconnecting when it
         drops; the cache is off whenever it is down."""
-        failed = False
-        while True:
-            if not self.listening:
-                self._lost()
-                try:
-                    await self._listen()
-                    failed = False
-                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    if not failed:
-                        log.warning("api_key_cache_listen_failed")
-                    failed = True
-            await asyncio.sleep(_RECONNECT_SECONDS)
+        await self._listener.keep_listening()
 
     async def close(self) -> None:
-        listener, self._listener = self._listener, None
+        await self._listener.close()
         self.clear()
-        if listener is None or listener.is_closed():
-            return
-        try:
-            async with asyncio.timeout(2):
-                await listener.close()
-        except (Exception, asyncio.CancelledError):
-            listener.terminate()
 
 
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
