@@ -29,7 +29,7 @@ MAKEFLAGS += --no-builtin-rules
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install install-runtime lock services browser migrate run demo test lint typecheck fmt check bench clean distclean
+.PHONY: help venv install install-runtime lock services browser migrate run demo test lint typecheck fmt check docs bench clean distclean
 
 help: ## Show this list
 	@echo "Usage: make <target> [PYTHON=python3] [PYTEST_ARGS='-k name -x']"
@@ -96,9 +96,10 @@ test: install services tools browser ## Run the tests (extra pytest arguments: P
 tools: ## Make sure promtool is installed (Debian's prometheus package), for the alert rules' test
 	@bash scripts/ensure-promtool.sh
 
-lint: install ## ruff check and ruff format --check
+lint: install ## ruff check, ruff format --check, and the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 typecheck: install ## mypy (strict, configured in pyproject.toml)
 	$(BIN)/mypy
@@ -108,6 +109,11 @@ fmt: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 check: lint typecheck test ## lint + typecheck + test
+
+# Generated docs, from the code (tools/); unit tests fail when the committed ones are stale.
+docs: install ## Regenerate docs/asyncapi.yaml (message models) and docs/architecture.svg (layers)
+	$(BIN)/python -m tools.asyncapi > docs/asyncapi.yaml
+	$(BIN)/python -m tools.layers_diagram > docs/architecture.svg
 
 ARGS ?=
 

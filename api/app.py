@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import (
+    key_cache,
     routes_backfills,
     routes_docs,
     routes_keys,
@@ -67,6 +68,7 @@ def create_app(
     app[USECASES_KEY] = usecases
     app[ACCESS_KEY] = access
     app[PROBES_KEY] = probes
+    key_cache.install(app, access, settings.database_url.get_secret_value())
     app.add_routes(routes_targets.routes)
     app.add_routes(routes_backfills.routes)
     app.add_routes(routes_keys.routes)

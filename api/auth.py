@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api import key_cache
 from api.compat.dialect import dialect_of
 from api.keys import ACCESS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from api.rate_headers import note_rate_limit
@@ -83,7 +84,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     token = presented_key(request)
     if token is None:
         raise Unauthorized(missing_key_detail(request))
-    principal = await access.authenticate(token)
+    principal = await key_cache.authenticate(request.app, token)
     # Counted before the scope check: a known key's refused requests use its budget too,
     # and their answers carry the figures like any other.
     limit, remaining = await access.count_request(principal)

@@ -1,6 +1,7 @@
 """The ops endpoints alone (/ops/health, /ops/ready, /ops/overview, /metrics), for a process
 that serves no API: a `backfill worker` serves them on BACKFILL_METRICS_PORT
-(workers/ops_server.py). Same handlers, same BACKFILL_OPS_AUTH rule as on the API's port."""
+(orchestrator/cli/ops_server.py). Same handlers, same BACKFILL_OPS_AUTH rule as on the API's
+port."""
 
 from __future__ import annotations
 

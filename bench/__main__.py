@@ -19,6 +19,7 @@ import sys
 from bench import report, session
 from bench.machine import describe
 from bench.runner import discover, run_scenario
+from orchestrator import eventloop
 from orchestrator.logs import configure_logging
 
 
@@ -77,7 +78,9 @@ async def _stoppable(argv: list[str] | None) -> int:
 
 
 def run(argv: list[str] | None = None) -> None:
-    sys.exit(asyncio.run(_stoppable(argv)))
+    # On the event loop every `backfill` process runs on (uvloop): the row scenarios run
+    # their worker in this process, and a worker on asyncio's own loop is not the product.
+    sys.exit(eventloop.run(_stoppable(argv)))
 
 
 if __name__ == "__main__":

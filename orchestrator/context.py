@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from orchestrator.access import AccessService
 from orchestrator.messaging.broker import Broker
 from orchestrator.messaging.topology import Topology
+from orchestrator.plugins.resources import Resources
 from orchestrator.settings import Settings
-from orchestrator.sinks.base import Resources
 from orchestrator.sources.pools import SourcePools
 from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool
-from orchestrator.storage.repository import Repository
 from orchestrator.storage.stores import Storage
 from orchestrator.usecases import UseCases, build_usecases
 
@@ -28,8 +27,6 @@ class Context:
     sources: SourcePools
     broker: Broker
     storage: Storage
-    # Temporary (issue 12): the old repository's facade over `storage`, for the use cases.
-    repo: Repository
     usecases: UseCases
     access: AccessService
 
@@ -61,8 +58,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             capacity=settings.dispatch_capacity,
             cancel_inline_runs=settings.cancel_inline_runs,
         )
-        repo = Repository(pool, capacity=settings.dispatch_capacity, storage=storage)
-        usecases = build_usecases(settings, repo, sources)
+        usecases = build_usecases(settings, storage, sources)
         try:
             yield Context(
                 settings,
@@ -70,7 +66,6 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
                 sources,
                 broker,
                 storage,
-                repo,
                 usecases,
                 AccessService(settings, AccessRepository(pool)),
             )

@@ -13,15 +13,16 @@ with max, not sum. Per-backfill gauges exist only for active backfills (at most
 ACTIVE_BACKFILLS_SHOWN), so their series end with the backfill.
 
 Every process serves them: the API on its own port, a `backfill worker` on
-BACKFILL_METRICS_PORT (workers/ops_server.py). docs/operations.md lists every metric."""
+BACKFILL_METRICS_PORT (orchestrator/cli/ops_server.py). docs/operations.md lists every metric."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from prometheus_client import (
@@ -36,10 +37,9 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from orchestrator.domain.states import BackfillState, RunState
-
-if TYPE_CHECKING:
-    from orchestrator.messaging.topology import Topology
+from orchestrator.domain.models import TargetKind
+from orchestrator.domain.progress import fraction_of
+from orchestrator.domain.states import RUN_TERMINAL, BackfillState, RunState
 
 log = structlog.get_logger(__name__)
 
@@ -147,10 +147,7 @@ def command_handled(command_type: str | None, outcome: str, *, source: str = "qu
     COMMANDS.labels(type=label, source=source, outcome=outcome).inc()
 
 
-def dead_lettered(topology: Topology, routing_key: str | None) -> None:
-    # The routing key tells the queue: run.dispatch is bound to the runs queue, command.* to
-    # the commands queue, and nothing else is consumed.
-    queue = topology.runs if routing_key == "run.dispatch" else topology.commands
+def dead_lettered(queue: str) -> None:
     MESSAGES_DEAD_LETTERED.labels(queue=queue).inc()
 
 
@@ -231,17 +228,37 @@ class DatabaseGauges(Collector):
         return family
 
 
+@dataclass(frozen=True)
+class _Counters:
+    """A row of the per-backfill metrics, read as orchestrator.domain.progress reads a
+    backfill, so the gauge and the API's progress agree."""
+
+    kind: TargetKind
+    state: BackfillState
+    planning_done: bool
+    rows_initial_count: int | None
+    rows_processed_count: int
+    runs_total: int
+    runs_completed: int
+    runs_failed: int
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> _Counters:
+        return cls(
+            kind=TargetKind(row["kind"]),
+            state=BackfillState(row["state"]),
+            planning_done=row["planning_done"],
+            rows_initial_count=row.get("rows_initial_count"),
+            rows_processed_count=row["rows_processed_count"],
+            runs_total=row["runs_total"],
+            runs_completed=row["runs_completed"],
+            runs_failed=row["runs_failed"],
+        )
+
+
 def progress_ratio(backfill: Mapping[str, Any]) -> float:
-    """How far along a backfill is, 0 to 1, from its counters alone: a table backfill by
-    rows read against the rows counted when planning began, a date-range backfill (or a
-    table backfill not counted yet) by runs ended against runs planned."""
-    initial = backfill.get("rows_initial_count")
-    if backfill["kind"] == "table" and initial:
-        return min(1.0, float(backfill["rows_processed_count"]) / float(initial))
-    ended = backfill["runs_completed"] + backfill["runs_failed"] + backfill["runs_cancelled"]
-    if not backfill["runs_total"] or not backfill["planning_done"]:
-        return 0.0
-    return min(1.0, float(ended) / float(backfill["runs_total"]))
+    """The gauge's value: the domain's fraction done, 0 while the total is unknown."""
+    return fraction_of(_Counters.of(backfill)) or 0.0
 
 
 class ActiveBackfillGauges(Collector):
@@ -307,7 +324,7 @@ class ActiveBackfillGauges(Collector):
                 estimated.add_metric([bid], b["rows_initial_count"])
             planned.add_metric([bid], b["runs_total"])
             ended = 0
-            for state in ("completed", "failed", "cancelled"):
+            for state in sorted(RUN_TERMINAL):
                 n = b[f"runs_{state}"]
                 ended += n
                 runs.add_metric([bid, state], n)

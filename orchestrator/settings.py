@@ -8,6 +8,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orchestrator.allow_entries import parse_entry
+from orchestrator.origins import check_origin
+
 # The name the rabbitmq sink's default broker goes by (BACKFILL_AMQP_URL). Sources have no
 # implicit member: a source named "main" exists only when an operator configures one.
 MAIN_SOURCE = "main"
@@ -167,8 +170,6 @@ class Settings(BaseSettings):
     @field_validator("outbound_allow")
     @classmethod
     def _check_allow(cls, value: list[str]) -> list[str]:
-        from orchestrator.outbound.allowlist import parse_entry
-
         for entry in value:
             parse_entry(entry)  # raises ValueError naming the bad entry
         return value
@@ -191,8 +192,6 @@ class Settings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def _check_origins(cls, value: list[str] | None) -> list[str] | None:
-        from orchestrator.origins import check_origin
-
         for origin in value or []:
             check_origin(origin)  # raises ValueError naming the bad origin
         return value

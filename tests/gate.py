@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.handlers.base import Handler, WindowRun
 from orchestrator.handlers.registry import HANDLER_TYPES
-from orchestrator.sinks.base import Resources
+from orchestrator.plugins.resources import Resources
 
 
 class GateOptions(BaseModel):

@@ -29,10 +29,12 @@ from orchestrator.grants.checks import target_needs
 from orchestrator.grants.scope import using
 from orchestrator.handlers.base import WindowRun
 from orchestrator.handlers.registry import handler_type
+from orchestrator.plugins.options import parse_options
+from orchestrator.plugins.resources import Resources
 from orchestrator.settings import Settings
-from orchestrator.sinks.base import Resources, RowBatch, Sink
+from orchestrator.sinks.base import RowBatch, Sink
 from orchestrator.sinks.ranges import KeyRange, RangeSink
-from orchestrator.sinks.registry import parse_options, sink_type
+from orchestrator.sinks.registry import sink_type
 from orchestrator.sources.pacing import PageSize
 from orchestrator.sources.tables import KeysetSql, column_types, table_sql
 from orchestrator.storage.batches import Claim, Completion

@@ -9,6 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable
+from typing import Protocol
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -20,7 +21,6 @@ from workers.commands import CommandConsumer
 from workers.executor import Executor
 from workers.loop import every
 from workers.maintenance import Maintenance
-from workers.ops_server import OpsServer
 from workers.planner import Planner
 from workers.progress_events import progress_events_loop
 from workers.relay import OutboxRelay
@@ -40,15 +40,25 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class Sidecar(Protocol):
+    """Something that runs beside the worker and stops with it: the ops HTTP server of a
+    process with no API. The process's composer (orchestrator.cli.server) builds it, so the
+    worker need not know the API's apps."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Worker:
-    def __init__(self, ctx: Context, *, consume: bool = True, serve_ops: bool = False) -> None:
-        """`serve_ops`: serve /metrics and /ops/health on BACKFILL_METRICS_PORT, for a process
-        with no API (whose port would serve them)."""
+    def __init__(self, ctx: Context, *, consume: bool = True, ops: Sidecar | None = None) -> None:
+        """`ops`: serves /metrics and /ops/health on BACKFILL_METRICS_PORT, for a process with
+        no API (whose port would serve them)."""
         s = ctx.settings
         self.ctx = ctx
         self.worker_id = new_worker_id()
         self._consume = consume
-        self.ops = OpsServer(ctx, consuming=consume) if serve_ops else None
+        self.ops = ops
         self.planner = Planner(s, ctx.storage, ctx.sources)
         self.executor = Executor(s, ctx.storage, ctx.resources, self.worker_id, take_more=True)
         self.commands = CommandConsumer(ctx.usecases.commands, ctx.broker, self.planner)

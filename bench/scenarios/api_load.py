@@ -73,7 +73,8 @@ async def run(quick: bool) -> Measurement:
         if shutil.which("wrk"):
             saturated = await wrk(url, s.token, seconds)
         else:  # without wrk: the open-loop generator far past what the server takes
-            saturated = (await steady(url, s.token, 4000, seconds))["requests"] / seconds
+            flood = await steady(url, s.token, 4000, seconds)
+            saturated = flood["requests"] / flood["seconds"]
         # CPU per request: what the figure would be on a core of its own, on a shared one.
         cpu_ms = (cpu_of(pid) - cpu0) * 1000 / max(1.0, saturated * seconds)
         at500 = await steady(url, s.token, 500, seconds)

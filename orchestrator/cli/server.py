@@ -94,6 +94,7 @@ def listen(host: str, port: int) -> socket.socket:
 async def serve(settings: Settings, *, api: bool, consume: bool, create_database: bool) -> None:
     # Imported here so `backfill migrate` does not pay for the whole application.
     from api.app import create_app
+    from orchestrator.cli.ops_server import OpsServer
     from orchestrator.context import open_context
     from orchestrator.probes import ContextProbes
     from workers.process import Worker
@@ -120,7 +121,9 @@ async def serve(settings: Settings, *, api: bool, consume: bool, create_database
                 host, port = sock.getsockname()[:2]
                 log.info("api_listening", host=host, port=port)
             # The worker starts last: whatever failed above left no worker behind.
-            worker = Worker(ctx, consume=consume, serve_ops=not api)
+            worker = Worker(
+                ctx, consume=consume, ops=None if api else OpsServer(ctx, consuming=consume)
+            )
             worker_task = asyncio.create_task(worker.run(), name="worker")
             stopped = asyncio.create_task(stop.wait())
             crashed: BaseException | None = None

@@ -1,3 +1,3 @@
 """The pure core: models, state machines, planners and retry policy.
 
-Imports only the standard library and pydantic (tests/unit/test_import_contract.py checks)."""
+Imports only the standard library and pydantic (the import contracts in pyproject.toml check)."""

@@ -10,6 +10,7 @@ stays right when a worker writes its counters in batches."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -50,11 +51,39 @@ class Progress(BaseModel):
     window_seconds: int = WINDOW_SECONDS
 
 
+class Counters(Protocol):
+    """What the fraction done is read from: a backfill's own counters. A Backfill has them;
+    so does a row of the per-backfill metrics."""
+
+    @property
+    def kind(self) -> TargetKind: ...
+    @property
+    def state(self) -> BackfillState: ...
+    @property
+    def planning_done(self) -> bool: ...
+    @property
+    def rows_initial_count(self) -> int | None: ...
+    @property
+    def rows_processed_count(self) -> int: ...
+    @property
+    def runs_total(self) -> int: ...
+    @property
+    def runs_completed(self) -> int: ...
+    @property
+    def runs_failed(self) -> int: ...
+
+
+def fraction_of(backfill: Counters) -> float | None:
+    """Done/total, 0 to 1, or None while the total is unknown (see Progress.fraction)."""
+    if backfill.state is BackfillState.COMPLETED:
+        return 1.0
+    done, total, _ = _done_and_total(backfill)
+    return None if total is None else (1.0 if total == 0 else min(1.0, done / total))
+
+
 def progress_of(backfill: Backfill, activity: Activity) -> Progress:
     done, total, by_rows = _done_and_total(backfill)
-    fraction = None if total is None else (1.0 if total == 0 else min(1.0, done / total))
-    if backfill.state is BackfillState.COMPLETED:
-        fraction = 1.0
+    fraction = fraction_of(backfill)
     rows_per_second = runs_per_minute = None
     if backfill.started_at is not None:
         # A backfill younger than the window is measured over its own life, or its first
@@ -81,7 +110,7 @@ def _per_second(runs_per_minute: float | None) -> float | None:
     return None if runs_per_minute is None else runs_per_minute / 60.0
 
 
-def _done_and_total(backfill: Backfill) -> tuple[float, float | None, bool]:
+def _done_and_total(backfill: Counters) -> tuple[float, float | None, bool]:
     """(done, total, measured in rows?). A table backfill is measured in rows once they were
     counted; otherwise in runs, whose total is known once planning is done (date-range
     backfills plan every window before their first run)."""

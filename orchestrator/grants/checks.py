@@ -8,7 +8,7 @@ forbidden one."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -16,8 +16,8 @@ from orchestrator.domain.grants import Access, DataNeed, SourceGrant
 from orchestrator.domain.models import HandlerSpec, SinkSpec
 from orchestrator.errors import NotGranted
 from orchestrator.handlers.registry import handler_type
-from orchestrator.sinks.registry import parse_options, sink_type
-from orchestrator.storage.grants import GrantRepository
+from orchestrator.plugins.options import parse_options
+from orchestrator.sinks.registry import sink_type
 
 
 def _declared(kind: Any, options: BaseModel, pointer: str) -> list[DataNeed]:
@@ -61,8 +61,21 @@ def target_needs(
     return needs
 
 
+class GrantStore(Protocol):
+    """Where the grants are kept (orchestrator.storage.grants.GrantRepository in a process);
+    a protocol, so the checks and the use cases above them need not import storage."""
+
+    async def get(self, team_id: int, source: str) -> SourceGrant | None: ...
+
+    async def list(self, team_id: int | None = None) -> list[SourceGrant]: ...
+
+    async def put(self, grant: SourceGrant) -> SourceGrant: ...
+
+    async def delete(self, team_id: int, source: str) -> bool: ...
+
+
 class GrantChecker:
-    def __init__(self, repo: GrantRepository) -> None:
+    def __init__(self, repo: GrantStore) -> None:
         self.repo = repo
 
     async def check(self, team_id: int, needs: Iterable[DataNeed]) -> dict[str, SourceGrant]:

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from orchestrator.sinks.base import Resources
+from orchestrator.plugins.resources import Resources
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from orchestrator.handlers.base import Handler, WindowRun
 from orchestrator.outbound.client import OutboundClient
 from orchestrator.outbound.options import HttpOptions, check_http_options, signing_secret
 from orchestrator.outbound.policy import RetryPolicy
-from orchestrator.sinks.base import Resources
+from orchestrator.plugins.resources import Resources
 
 POINTER = "/handler/options"
 

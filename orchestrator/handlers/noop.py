@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.handlers.base import Handler, WindowRun
-from orchestrator.sinks.base import Resources
+from orchestrator.plugins.resources import Resources
 
 
 class NoopOptions(BaseModel):

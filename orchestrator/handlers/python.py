@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.errors import ValidationFailed
 from orchestrator.handlers.base import Handler, WindowRun
+from orchestrator.plugins.resources import Resources
 from orchestrator.settings import Settings
-from orchestrator.sinks.base import Resources
 
 ENTRY_POINT_GROUP = "backfill_orchestrator.handlers"
 POINTER = "/handler/options"

@@ -19,7 +19,7 @@ from orchestrator.error_text import error_text
 from orchestrator.errors import SourceError, ValidationFailed
 from orchestrator.grants.scope import granted
 from orchestrator.handlers.base import Handler, WindowRun
-from orchestrator.sinks.base import Resources
+from orchestrator.plugins.resources import Resources
 
 
 class SqlOptions(BaseModel):

@@ -99,7 +99,10 @@ class Broker:
             type=message.type,
         )
         await self.declared.dead_exchange.publish(dead, routing_key=message.routing_key or "")
-        metrics.dead_lettered(self.topology, message.routing_key)
+        # The routing key tells the queue: run.dispatch is bound to the runs queue, command.*
+        # to the commands queue, and nothing else is consumed.
+        runs = message.routing_key == "run.dispatch"
+        metrics.dead_lettered(self.topology.runs if runs else self.topology.commands)
         log.warning("message_dead_lettered", reason=reason, routing_key=message.routing_key)
 
     async def consume(self, queue_name: str, handler: Handler) -> None:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from yarl import URL
 
+from orchestrator.allow_entries import IPNetwork, parse_entry
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 RESOLVE_TIMEOUT_SECONDS = 5.0
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -28,30 +29,6 @@ class DestinationRefused(OSError):
     """The destination is not allowed. An OSError so that, raised from aiohttp's resolver,
     it travels as the cause of the connection error and can be told apart from a
     network failure (which is retried; this is not)."""
-
-
-def parse_entry(entry: str) -> IPNetwork | str:
-    """An allow-list entry: a network (an address is a /32 or /128), or a lower-case host
-    name, possibly "*.suffix"."""
-    text = entry.strip().lower().rstrip(".")
-    if not text:
-        raise ValueError("an empty outbound allow entry")
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        pass
-    name = text[2:] if text.startswith("*.") else text
-    labels = name.split(".")
-    if not all(label and len(label) <= 63 and _is_label(label) for label in labels):
-        raise ValueError(
-            f"outbound allow entry {entry!r} is neither an address, a network, a host name "
-            "nor *.domain"
-        )
-    return text
-
-
-def _is_label(label: str) -> bool:
-    return all(c.isalnum() or c in "-_" for c in label) and label.isascii()
 
 
 def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:

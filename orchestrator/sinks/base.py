@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from orchestrator.settings import Settings
-from orchestrator.sinks.peers import Peers
-from orchestrator.sources.pools import SourcePools
-
-if TYPE_CHECKING:
-    from orchestrator.grants.checks import GrantChecker
+from orchestrator.plugins.resources import Resources
 
 
 @dataclass(frozen=True)
@@ -28,23 +23,6 @@ class RowBatch:
     # Postgres type names of `columns` ("int4", "numeric[]", "jsonb"), when the reader knows
     # them; sinks that encode rows need them to tell jsonb from text (orchestrator.sinks.encoding).
     column_types: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What sinks and handlers may use, shared by the whole process. `peers` holds
-    connections to destinations, opened on first use; `close()` closes them."""
-
-    settings: Settings
-    sources: SourcePools
-    grants: GrantChecker  # what each team may do with the sources
-    peers: Peers = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "peers", Peers(self.settings))
-
-    async def close(self) -> None:
-        await self.peers.close()
 
 
 class Sink(Protocol):

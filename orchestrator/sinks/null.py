@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.sinks.base import Resources, RowBatch, Sink
+from orchestrator.plugins.resources import Resources
+from orchestrator.sinks.base import RowBatch, Sink
 from orchestrator.sinks.ranges import KeyRange, copy_out
 
 

@@ -17,7 +17,8 @@ from orchestrator.domain.grants import DEFAULT_STATEMENT_TIMEOUT_MS, Access, Dat
 from orchestrator.domain.specs import TABLE_RE, qualify_table
 from orchestrator.errors import SourceError
 from orchestrator.grants.scope import granted
-from orchestrator.sinks.base import Resources, RowBatch, Sink
+from orchestrator.plugins.resources import Resources
+from orchestrator.sinks.base import RowBatch, Sink
 from orchestrator.sinks.ranges import KeyRange, copied, pipe
 from orchestrator.sources.placement import same_database
 from orchestrator.sources.tables import TableShape, column_types, describe_table, quote_ident

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ValidationError
-
 from orchestrator.errors import ValidationFailed
 from orchestrator.sinks.base import SinkType
 from orchestrator.sinks.null import NullSinkType
@@ -26,18 +22,3 @@ def sink_type(name: str) -> SinkType:
             errors=[{"pointer": "/sink/type", "message": f"must be one of {sorted(SINK_TYPES)}"}],
         )
     return found
-
-
-def parse_options(
-    kind: str, pointer: str, model: type[BaseModel], options: dict[str, Any]
-) -> BaseModel:
-    try:
-        return model.model_validate(options)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            f"invalid {kind} options",
-            errors=[
-                {"pointer": pointer + "".join(f"/{p}" for p in e["loc"]), "message": e["msg"]}
-                for e in exc.errors()
-            ],
-        ) from None

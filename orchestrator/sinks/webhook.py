@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from orchestrator.outbound.client import OutboundClient
 from orchestrator.outbound.options import HttpOptions, check_http_options, signing_secret
 from orchestrator.outbound.policy import RetryPolicy
-from orchestrator.sinks.base import Resources, RowBatch, Sink
+from orchestrator.plugins.resources import Resources
+from orchestrator.sinks.base import RowBatch, Sink
 from orchestrator.sinks.encoding import RowEncoder, idempotency_key
 
 POINTER = "/sink/options"

@@ -15,7 +15,7 @@ import structlog
 
 from orchestrator.errors import SourceError, SourceRefused
 from orchestrator.settings import Settings
-from orchestrator.sinks.encoding import use_exact_intervals
+from orchestrator.sources.intervals import use_exact_intervals
 from orchestrator.sources.roles import role_violations
 
 log = structlog.get_logger(__name__)

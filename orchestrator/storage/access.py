@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,9 @@ from orchestrator.storage.queries import q
 
 # Seconds between two last_used_at updates of a key sent by one process.
 _TOUCH_EVERY = 30.0
+
+# Postgres channel a trigger (migration 0013) notifies when a key may have become invalid.
+KEY_CHANGES_CHANNEL = "backfill_api_keys"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class AccessRepository:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self._touched: dict[int, float] = {}
+        # Called after this process revoked a key: a cache of verified keys in this process
+        # forgets them before the revoke's answer leaves, without waiting for the NOTIFY.
+        self.on_key_revoked: list[Callable[[], None]] = []
 
     async def create_team(self, name: str) -> tuple[int, str]:
         try:
@@ -87,7 +94,11 @@ class AccessRepository:
         ]
 
     async def revoke_key(self, prefix: str, team_id: int | None) -> bool:
-        return await self.pool.fetchval(q("revoke_key"), prefix, team_id) is not None
+        revoked = await self.pool.fetchval(q("revoke_key"), prefix, team_id) is not None
+        if revoked:
+            for forget in self.on_key_revoked:
+                forget()
+        return revoked
 
     async def count_keys(self) -> int:
         return int(await self.pool.fetchval(q("count_keys")))

@@ -4,15 +4,15 @@ writes per row or per batch: rates come from the runs' own timestamps and counte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 from orchestrator.domain.models import Backfill
 from orchestrator.domain.progress import WINDOW_SECONDS, Activity, Progress, progress_of
+from orchestrator.storage.commands import enqueue
 from orchestrator.storage.database import Conn, Pool
 from orchestrator.storage.queries import q
-from orchestrator.storage.repository import enqueue
 
 PROGRESS_EVENT = "backfill.progress"
 
@@ -39,10 +39,22 @@ class ProgressStore:
         self.pool = pool
 
     async def progress(self, backfills: Sequence[Backfill]) -> dict[int, Progress]:
-        if not backfills:
-            return {}
-        async with self.pool.acquire() as conn:
-            at, found = await _activity(conn, [b.id for b in backfills])
+        """For the API, on every read of a backfill: at most one round trip, often none."""
+        started = [b.id for b in backfills if b.started_at is not None]
+        if not started:
+            # Rates are measured only from a backfill's start (`progress_of`), so for one
+            # that has not started there is nothing to read.
+            return _progress(backfills, datetime.now(UTC), {})
+        rows = await self.pool.fetch(q("recent_activity"), started, WINDOW_SECONDS)
+        # Without recent activity the clock does not enter the result (zero rows over any
+        # span is zero, and no rate means no ETA), so the database's is not asked for.
+        at = rows[0]["at"] if rows else datetime.now(UTC)
+        found = {
+            r["backfill_id"]: Activity(
+                rows=r["rows"], runs=r["runs"], seconds=WINDOW_SECONDS, at=at
+            )
+            for r in rows
+        }
         return _progress(backfills, at, found)
 
     async def overview(self, limit: int = 100) -> dict[str, Any]:

@@ -9,8 +9,10 @@ from orchestrator.storage.backfills import BackfillStore
 from orchestrator.storage.batches import Batches
 from orchestrator.storage.commands import CommandStore, Outbox
 from orchestrator.storage.database import Pool
+from orchestrator.storage.grants import GrantRepository
 from orchestrator.storage.maintenance import MaintenanceStore
 from orchestrator.storage.planning import PlanningStore
+from orchestrator.storage.progress import ProgressStore
 from orchestrator.storage.runs import RunStore
 from orchestrator.storage.targets import TargetStore
 
@@ -26,6 +28,8 @@ class Storage:
     commands: CommandStore
     outbox: Outbox
     maintenance: MaintenanceStore
+    progress: ProgressStore
+    grants: GrantRepository
 
     @classmethod
     def build(
@@ -43,4 +47,6 @@ class Storage:
             commands=CommandStore(pool),
             outbox=Outbox(pool),
             maintenance=MaintenanceStore(pool, capacity=capacity),
+            progress=ProgressStore(pool),
+            grants=GrantRepository(pool),
         )

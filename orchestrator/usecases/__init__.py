@@ -1,5 +1,5 @@
 """Use cases: what the API, the command consumer and the CLI ask of the system, one module
-per aggregate. Each is thin: load through the repository, ask the domain
+per aggregate. Each is thin: load through the stores (the protocols of ports.py), ask the domain
 (orchestrator.domain) for the rules, store, and let the outbox publish."""
 
 from __future__ import annotations
@@ -7,16 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.grants.checks import GrantChecker
+from orchestrator.plugins.resources import Resources
 from orchestrator.settings import Settings
-from orchestrator.sinks.base import Resources
 from orchestrator.sources.pools import SourcePools
-from orchestrator.storage.grants import GrantRepository
-from orchestrator.storage.repository import Repository
 from orchestrator.usecases.backfills import Backfills
 from orchestrator.usecases.checks import DataChecks
 from orchestrator.usecases.commands import Commands
 from orchestrator.usecases.drafts import Drafts
 from orchestrator.usecases.ops import Ops
+from orchestrator.usecases.ports import StoragePort
 from orchestrator.usecases.preview import Preview
 from orchestrator.usecases.runs import Runs
 from orchestrator.usecases.targets import Targets
@@ -37,20 +36,20 @@ class UseCases:
     resources: Resources
 
 
-def build_usecases(settings: Settings, repo: Repository, sources: SourcePools) -> UseCases:
-    grants = GrantChecker(GrantRepository(repo.pool))
+def build_usecases(settings: Settings, storage: StoragePort, sources: SourcePools) -> UseCases:
+    grants = GrantChecker(storage.grants)
     resources = Resources(settings=settings, sources=sources, grants=grants)
     checks = DataChecks(settings, sources, grants, resources)
-    commands = Commands(settings, repo, checks)
-    drafts = Drafts(settings, repo, checks)
+    commands = Commands(settings, storage, checks)
+    drafts = Drafts(settings, storage, checks)
     return UseCases(
-        targets=Targets(repo, checks),
-        backfills=Backfills(settings, repo, commands, drafts),
+        targets=Targets(storage, checks),
+        backfills=Backfills(settings, storage, commands, drafts),
         drafts=drafts,
-        runs=Runs(repo),
-        preview=Preview(settings, repo, sources, checks),
+        runs=Runs(storage),
+        preview=Preview(settings, storage, sources, checks),
         commands=commands,
-        ops=Ops(settings, repo),
+        ops=Ops(settings, storage),
         grants=grants,
         resources=resources,
     )

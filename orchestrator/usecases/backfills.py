@@ -15,18 +15,18 @@ from orchestrator.domain.states import BACKFILL_REPLANNABLE, BackfillState, vali
 from orchestrator.domain.values import SETTINGS_FIELDS, range_values
 from orchestrator.errors import InvalidTransition, OrchestratorError, ValidationFailed
 from orchestrator.settings import Settings
-from orchestrator.storage.repository import Repository
 from orchestrator.usecases.commands import Commands
 from orchestrator.usecases.drafts import Drafts
 from orchestrator.usecases.paging import Page, page_of
+from orchestrator.usecases.ports import StoragePort
 
 
 class Backfills:
     def __init__(
-        self, settings: Settings, repo: Repository, commands: Commands, drafts: Drafts
+        self, settings: Settings, storage: StoragePort, commands: Commands, drafts: Drafts
     ) -> None:
         self.settings = settings
-        self.repo = repo
+        self.storage = storage
         self.commands = commands
         self.drafts = drafts
 
@@ -68,7 +68,7 @@ class Backfills:
         limit: int,
     ) -> Page[Backfill]:
         """Newest first (id descending); `after` is the last id of the previous page."""
-        items = await self.repo.list_backfills(
+        items = await self.storage.backfills.page(
             team_id, target_id, [s.value for s in states] if states else None, after, limit + 1
         )
         return page_of(items, limit, lambda b: b.id)
@@ -108,13 +108,13 @@ class Backfills:
         limit: int,
     ) -> tuple[list[Backfill], int]:
         """Newest first, by offset (for APIs that page that way), with the total count."""
-        return await self.repo.offset_page(
+        return await self.storage.backfills.offset_page(
             team_id, target_id, kind.value if kind else None, offset, limit
         )
 
     async def get(self, backfill_id: int | UUID, *, team_id: int | None) -> Backfill:
         """team_id None: any team (workers and internal callers only)."""
-        return await self.repo.get_backfill(backfill_id, team_id)
+        return await self.storage.backfills.get(backfill_id, team_id)
 
     async def update(
         self, backfill_ref: int | UUID, patch: BackfillPatch, *, team_id: int
@@ -122,7 +122,7 @@ class Backfills:
         """The name and max_active_runs change at any time. The window, interval, zone,
         order and variables change while no run has started: a draft keeps them; any other
         backfill is planned again (InvalidTransition once a run has started)."""
-        current = await self.repo.get_backfill(backfill_ref, team_id)
+        current = await self.storage.backfills.get(backfill_ref, team_id)
         given = patch.model_fields_set
         planned = given & PLAN_FIELDS
         if planned and current.kind != TargetKind.DATE_RANGE:
@@ -136,7 +136,7 @@ class Backfills:
         result = current
         settings = {f: getattr(patch, f) for f in given & SETTINGS_FIELDS}
         if settings:
-            result = await self.repo.update_settings(current.id, settings)
+            result = await self.storage.backfills.update_settings(current.id, settings)
         if not planned:
             return result
         changes = {f: getattr(patch, f) for f in planned}
@@ -153,11 +153,11 @@ class Backfills:
                 action=True,
             )
         draft = draft_of(result).model_copy(update=changes)
-        target = await self.repo.get_target(current.target_id, team_id)
+        target = await self.storage.targets.get(current.target_id, team_id)
         spec = spec_of(draft, target.id, reprocess=current.reprocess)
         values = range_values(spec, target, max_runs=self.settings.max_runs_per_backfill)
         assert current.command_id is not None
-        return await self.repo.replan(
+        return await self.storage.backfills.replan(
             current.id, values, announce_create=create_command(spec, target, current.command_id)
         )
 
@@ -186,15 +186,15 @@ class Backfills:
     async def retry(self, backfill_id: int | UUID, *, team_id: int) -> Backfill:
         """Failed runs back to pending (attempts from zero), a failed backfill back to
         running. 422 when none failed or the backfill is final."""
-        bid = await self.repo.backfill_id_of(backfill_id, team_id)
-        return await self.repo.retry_failed(bid)
+        bid = await self.storage.backfills.id_of(backfill_id, team_id)
+        return await self.storage.backfills.retry_failed(bid)
 
     async def delete(
         self, backfill_id: int | UUID, *, team_id: int, by: int | None = None
     ) -> Backfill:
         """Cancels it if still active (running runs finish) and hides it from every API."""
-        bid = await self.repo.backfill_id_of(backfill_id, team_id)
-        return await self.repo.delete_backfill(bid, by=by)
+        bid = await self.storage.backfills.id_of(backfill_id, team_id)
+        return await self.storage.backfills.delete(bid, by=by)
 
     async def _act(
         self,
@@ -205,9 +205,9 @@ class Backfills:
         *,
         repeat_ok: bool = True,
     ) -> Backfill:
-        bid = await self.repo.backfill_id_of(backfill_id, team_id)
+        bid = await self.storage.backfills.id_of(backfill_id, team_id)
         command_id = uuid4()
-        return await self.repo.change_state(
+        return await self.storage.backfills.change_state(
             bid,
             action,
             command_id=command_id,

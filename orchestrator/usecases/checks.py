@@ -12,9 +12,10 @@ from orchestrator.errors import SourceError
 from orchestrator.grants.checks import GrantChecker, handler_needs, sink_needs, table_needs
 from orchestrator.grants.scope import using
 from orchestrator.handlers.registry import handler_type
+from orchestrator.plugins.options import parse_options
+from orchestrator.plugins.resources import Resources
 from orchestrator.settings import Settings
-from orchestrator.sinks.base import Resources
-from orchestrator.sinks.registry import parse_options, sink_type
+from orchestrator.sinks.registry import sink_type
 from orchestrator.sources.pools import SourcePools
 from orchestrator.sources.tables import TableShape, describe_table, estimate_rows
 

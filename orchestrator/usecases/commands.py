@@ -11,19 +11,19 @@ from orchestrator.domain.specs import BackfillSpec
 from orchestrator.domain.values import backfill_values, field_error, range_values
 from orchestrator.errors import NotFound
 from orchestrator.settings import Settings
-from orchestrator.storage.repository import Repository
 from orchestrator.usecases.checks import DataChecks
+from orchestrator.usecases.ports import StoragePort
 
 
 class Commands:
-    def __init__(self, settings: Settings, repo: Repository, checks: DataChecks) -> None:
+    def __init__(self, settings: Settings, storage: StoragePort, checks: DataChecks) -> None:
         self.settings = settings
-        self.repo = repo
+        self.storage = storage
         self.checks = checks
 
     async def applied(self, command_id: UUID) -> bool:
         """Whether this command was applied before (a cancel, pause or resume)."""
-        return await self.repo.command_applied(command_id)
+        return await self.storage.commands.applied(command_id)
 
     async def apply_create(
         self,
@@ -39,11 +39,11 @@ class Commands:
         queue: no `command.create` needs to go out for it."""
         # Checked before validating, so a repeated command costs one query, not the source
         # introspection; the insert checks again inside its transaction for races.
-        existing = await self.repo.backfill_by_command(command_id)
+        existing = await self.storage.backfills.by_command(command_id)
         if existing is not None:
             return existing, False
         try:
-            target = await self.repo.get_target(spec.target, team_id)
+            target = await self.storage.targets.get(spec.target, team_id)
         except NotFound:
             raise field_error("/target", f"target {spec.target!r} not found") from None
         # The same checks for a command from the queue as for a request: the team it names
@@ -55,12 +55,12 @@ class Commands:
         else:
             values.update(range_values(spec, target, max_runs=self.settings.max_runs_per_backfill))
         announce_create = create_command(spec, target, command_id) if announce else None
-        return await self.repo.insert_backfill(values, announce_create=announce_create)
+        return await self.storage.backfills.insert(values, announce_create=announce_create)
 
     async def apply_command(
         self, action: str, backfill_id: int | UUID, command_id: UUID, *, team_id: int | None
     ) -> Backfill:
         """A cancel/pause/resume that arrived through the queue; recorded as applied in the
         same transaction, so the same command again changes nothing."""
-        bid = await self.repo.backfill_id_of(backfill_id, team_id)
-        return await self.repo.change_state(bid, action, command_id=command_id)
+        bid = await self.storage.backfills.id_of(backfill_id, team_id)
+        return await self.storage.backfills.change_state(bid, action, command_id=command_id)

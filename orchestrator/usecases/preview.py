@@ -16,8 +16,8 @@ from orchestrator.errors import NotFound
 from orchestrator.settings import Settings
 from orchestrator.sources.pools import SourcePools
 from orchestrator.sources.tables import KeysetSql, estimate_rows, table_sql
-from orchestrator.storage.repository import Repository
 from orchestrator.usecases.checks import DataChecks
+from orchestrator.usecases.ports import StoragePort
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,10 @@ class DryRun:
 
 class Preview:
     def __init__(
-        self, settings: Settings, repo: Repository, sources: SourcePools, checks: DataChecks
+        self, settings: Settings, storage: StoragePort, sources: SourcePools, checks: DataChecks
     ) -> None:
         self.settings = settings
-        self.repo = repo
+        self.storage = storage
         self.sources = sources
         self.checks = checks
 
@@ -60,21 +60,21 @@ class Preview:
         its runs (`after` is the last seq of the previous page), the row estimate of a
         table, and the active backfill it would conflict with, if any. Writes nothing."""
         try:
-            target = await self.repo.get_target(spec.target, team_id)
+            target = await self.storage.targets.get(spec.target, team_id)
         except NotFound:
             raise field_error("/target", f"target {spec.target!r} not found") from None
         from_seq = 0 if after is None else after + 1
         await self.checks.target_data(target)
         if target.kind == TargetKind.TABLE:
             values = await self.checks.table_values(spec, target)
-            conflict = await self.repo.find_overlap(
+            conflict = await self.storage.backfills.find_overlap(
                 {"kind": "table", "target_id": target.id, **values}
             )
             rows_estimate, runs, more = await self._table_preview(target, values, from_seq, limit)
             runs_total = None
         else:
             values = range_values(spec, target, max_runs=self.settings.max_runs_per_backfill)
-            conflict = await self.repo.find_overlap(
+            conflict = await self.storage.backfills.find_overlap(
                 {"kind": "date_range", "target_id": target.id, **values}
             )
             plan = checked_plan(
@@ -116,7 +116,7 @@ class Preview:
                 break
             outcomes: dict[tuple[datetime, datetime], str] = {}
             if reprocess != Reprocess.ALL:
-                outcomes = await self.repo.earlier_outcomes(
+                outcomes = await self.storage.planning.earlier_outcomes(
                     target_id, 0, [w.start for _, w in chunk]
                 )
             for seq, w in chunk:

@@ -6,13 +6,13 @@ from uuid import UUID
 
 from orchestrator.domain.models import TransferRun
 from orchestrator.domain.states import RunState
-from orchestrator.storage.repository import Repository
 from orchestrator.usecases.paging import Page, page_of
+from orchestrator.usecases.ports import StoragePort
 
 
 class Runs:
-    def __init__(self, repo: Repository) -> None:
-        self.repo = repo
+    def __init__(self, storage: StoragePort) -> None:
+        self.storage = storage
 
     async def page(
         self,
@@ -24,8 +24,8 @@ class Runs:
         limit: int,
     ) -> Page[TransferRun]:
         """In planning order (seq ascending); `after` is the last seq of the previous page."""
-        bid = await self.repo.backfill_id_of(backfill_id, team_id)  # 404, not an empty page
-        items = await self.repo.list_runs(
+        bid = await self.storage.backfills.id_of(backfill_id, team_id)  # 404, not an empty page
+        items = await self.storage.runs.page(
             bid, [s.value for s in states] if states else None, after, limit + 1
         )
         return page_of(items, limit, lambda r: r.seq)

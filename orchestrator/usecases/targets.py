@@ -9,14 +9,14 @@ from orchestrator.domain.models import Target, TargetKind
 from orchestrator.domain.specs import DateRangeTargetSpec, TableTargetSpec, TargetPatch, TargetSpec
 from orchestrator.domain.values import field_error
 from orchestrator.grants.checks import sink_needs, table_needs
-from orchestrator.storage.repository import Repository
 from orchestrator.usecases.checks import DataChecks
 from orchestrator.usecases.paging import Page, page_of
+from orchestrator.usecases.ports import StoragePort
 
 
 class Targets:
-    def __init__(self, repo: Repository, checks: DataChecks) -> None:
-        self.repo = repo
+    def __init__(self, storage: StoragePort, checks: DataChecks) -> None:
+        self.storage = storage
         self.checks = checks
 
     async def create(self, spec: TargetSpec, *, team_id: int) -> Target:
@@ -38,17 +38,17 @@ class Targets:
         else:
             assert isinstance(spec, DateRangeTargetSpec)
             await self.checks.handler(spec.handler, team_id)
-        return await self.repo.insert_target(values | {"team_id": team_id})
+        return await self.storage.targets.insert(values | {"team_id": team_id})
 
     async def page(self, *, team_id: int, after: int | None, limit: int) -> Page[Target]:
-        items = await self.repo.list_targets(team_id, after, limit + 1)
+        items = await self.storage.targets.page(team_id, after, limit + 1)
         return page_of(items, limit, lambda t: t.id)
 
     async def get(self, target: int | str | UUID, *, team_id: int) -> Target:
-        return await self.repo.get_target(target, team_id)
+        return await self.storage.targets.get(target, team_id)
 
     async def update(self, target_id: int, patch: TargetPatch, *, team_id: int) -> Target:
-        current = await self.repo.get_target(target_id, team_id)
+        current = await self.storage.targets.get(target_id, team_id)
         changes = patch.model_dump(mode="json", exclude_unset=True)
         if current.kind == TargetKind.TABLE:
             for field in ("handler", "variables", "interval_type", "interval_units"):
@@ -68,8 +68,8 @@ class Targets:
                     raise field_error(f"/{field}", f"{field} does not apply to a date_range target")
             if patch.handler is not None:
                 await self.checks.handler(patch.handler, team_id)
-        return await self.repo.update_target(target_id, team_id, changes)
+        return await self.storage.targets.update(target_id, team_id, changes)
 
     async def delete(self, target_id: int, *, team_id: int) -> None:
         """Conflict (409) while it has an active backfill; its finished backfills go too."""
-        await self.repo.delete_target(target_id, team_id)
+        await self.storage.targets.delete(target_id, team_id)

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.handlers.base import Handler, WindowRun
-from orchestrator.sinks.base import Resources, RowBatch, Sink
+from orchestrator.plugins.resources import Resources
+from orchestrator.sinks.base import RowBatch, Sink
 from orchestrator.sinks.postgres import PostgresOptions, PostgresSinkType
 
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.handlers.base import Handler, WindowRun
 from orchestrator.handlers.registry import HANDLER_TYPES
-from orchestrator.sinks.base import Resources
+from orchestrator.plugins.resources import Resources
 from tests.gate import Gate, gate_handler
 from tests.helpers import api, backfill_state, make_target, wait_until
 

@@ -13,8 +13,8 @@ from api.app import create_app
 from orchestrator.context import Context
 from orchestrator.handlers.base import Handler, WindowRun
 from orchestrator.handlers.registry import HANDLER_TYPES
+from orchestrator.plugins.resources import Resources
 from orchestrator.probes import ContextProbes
-from orchestrator.sinks.base import Resources
 from tests.conftest import RunningWorker
 from tests.helpers import api, make_target, start_backfill, wait_backfill
 from workers.planner import Planner

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.context import Context
 from orchestrator.handlers.base import Handler, WindowRun
 from orchestrator.handlers.registry import HANDLER_TYPES
-from orchestrator.sinks.base import Resources
+from orchestrator.plugins.resources import Resources
 from tests.conftest import AMQP_URL
 from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 

@@ -17,8 +17,8 @@ from orchestrator.context import open_context
 from orchestrator.domain.keys import ALL_SCOPES
 from orchestrator.handlers.base import Handler, WindowRun
 from orchestrator.handlers.registry import HANDLER_TYPES
+from orchestrator.plugins.resources import Resources
 from orchestrator.probes import ContextProbes
-from orchestrator.sinks.base import Resources
 from tests.conftest import RunningWorker, make_settings
 from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 from workers.process import Worker

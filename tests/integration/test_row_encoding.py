@@ -15,10 +15,11 @@ import asyncpg
 import pytest
 
 from orchestrator.context import Context
+from orchestrator.plugins.options import parse_options
 from orchestrator.settings import Settings
 from orchestrator.sinks.base import RowBatch
-from orchestrator.sinks.encoding import use_exact_intervals
-from orchestrator.sinks.registry import parse_options, sink_type
+from orchestrator.sinks.registry import sink_type
+from orchestrator.sources.intervals import use_exact_intervals
 from tests.conftest import make_settings
 from tests.handler_pkg.peer import WebhookPeer
 from tests.helpers import make_target, start_backfill, wait_backfill

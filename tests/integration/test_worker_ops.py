@@ -7,6 +7,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.cli.ops_server import OpsServer
 from orchestrator.context import open_context
 from orchestrator.domain.keys import Scope
 from tests.conftest import RunningWorker, make_settings
@@ -22,7 +23,7 @@ async def test_port_zero_serves_on_a_free_port_behind_the_ops_key(
     settings = make_settings(database, prefix, metrics_port=0, ops_auth=True)
     async with open_context(settings) as ctx:
         token, _ = await ctx.access.create_key(1, {Scope.READ}, name="scraper")
-        running = RunningWorker(Worker(ctx, serve_ops=True))
+        running = RunningWorker(Worker(ctx, ops=OpsServer(ctx, consuming=True)))
         await running.start()
         try:
             ops = running.worker.ops
@@ -54,7 +55,7 @@ async def test_no_port_serves_nothing_and_the_worker_still_works(
     database: str, prefix: str
 ) -> None:
     async with open_context(make_settings(database, prefix)) as ctx:
-        running = RunningWorker(Worker(ctx, serve_ops=True))
+        running = RunningWorker(Worker(ctx, ops=OpsServer(ctx, consuming=True)))
         await running.start()
         try:
             assert running.worker.ops is not None

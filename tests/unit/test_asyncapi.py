@@ -11,7 +11,6 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from orchestrator.messaging.asyncapi import REGENERATE, build_document, payload_schema
 from orchestrator.messaging.events import BackfillEvent, RunFailedEvent
 from orchestrator.messaging.messages import (
     CancelCommand,
@@ -22,6 +21,7 @@ from orchestrator.messaging.messages import (
 )
 from orchestrator.messaging.progress_event import BackfillProgressEvent
 from orchestrator.messaging.topology import REASON_HEADER
+from tools.asyncapi import REGENERATE, build_document, payload_schema
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
 

@@ -18,14 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.sinks.encoding import (
-    PgInterval,
     RowEncoder,
     ascii_json,
     encode_value,
     encoder_for,
     idempotency_key,
-    interval_iso,
 )
+from orchestrator.sources.intervals import PgInterval, interval_iso
 
 
 @pytest.mark.parametrize(

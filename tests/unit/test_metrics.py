@@ -66,8 +66,11 @@ async def overview() -> dict[str, Any]:
         ({"rows_processed_count": 2000}, 1.0),  # rows added after the count
         ({"rows_initial_count": None}, 0.3),  # not counted yet: runs ended / planned
         ({"rows_initial_count": None, "planning_done": False}, 0.0),
-        ({"kind": "date_range", "rows_initial_count": None, "runs_cancelled": 7}, 1.0),
-        ({"kind": "date_range", "rows_initial_count": None, "runs_total": 0}, 0.0),
+        # Read as the API reads progress (orchestrator.domain.progress): cancelled runs were
+        # never done, and nothing to do is all done.
+        ({"kind": "date_range", "rows_initial_count": None, "runs_cancelled": 7}, 0.3),
+        ({"kind": "date_range", "rows_initial_count": None, "runs_total": 0}, 1.0),
+        ({"state": "completed", "rows_processed_count": 10}, 1.0),
     ],
 )
 def test_progress_comes_from_the_counters(fields: dict[str, Any], expected: float) -> None:

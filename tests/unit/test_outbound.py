@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.outbound.allowlist import AllowList, DestinationRefused, is_public, parse_entry
+from orchestrator.allow_entries import parse_entry
+from orchestrator.outbound.allowlist import AllowList, DestinationRefused, is_public
 from orchestrator.outbound.policy import Outcome, RetryPolicy, classify, parse_retry_after
 from orchestrator.outbound.signing import signature, signed_headers, verify
 from orchestrator.settings import Settings
