@@ -24,7 +24,6 @@ from orchestrator.settings import Settings
 from orchestrator.sources.pools import SourcePools
 from orchestrator.storage.access import AccessRepository
 from orchestrator.storage.database import Pool, open_pool
-from orchestrator.storage.repository import Repository
 from orchestrator.storage.stores import Storage
 from orchestrator.usecases import UseCases, build_usecases
 from tests.conftest import copy_template, db_url, drop_database, make_settings
@@ -81,8 +80,7 @@ async def usecases(settings: Settings, pool: Pool, sources: SourcePools) -> Asyn
         capacity=settings.dispatch_capacity,
         cancel_inline_runs=settings.cancel_inline_runs,
     )
-    repo = Repository(pool, capacity=settings.dispatch_capacity, storage=storage)
-    built = build_usecases(settings, repo, sources)
+    built = build_usecases(settings, storage, sources)
     yield built
     await built.resources.close()
 
