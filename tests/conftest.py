@@ -118,17 +118,31 @@ async def template_db() -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-async def database(template_db: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test; its DSN."""
+async def copy_template(template_db: str) -> str:
+    """A fresh copy of the migrated template; its name."""
     name = f"bf_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_ADMIN)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-        yield db_url(name)
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database(template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test; its DSN."""
+    name = await copy_template(template_db)
+    yield db_url(name)
+    await drop_database(name)
 
 
 def make_settings(database: str, prefix: str, **overrides: Any) -> Settings:

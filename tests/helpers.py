@@ -53,18 +53,30 @@ async def wait_backfill(
     return await wait_until(probe, within=within, what=f"backfill {backfill_id} in {states}")
 
 
-async def make_target(client: Any, name: str, kind: str = "date_range", **fields: Any) -> Any:
-    """POST /v1/targets. A date-range target runs the `noop` handler and a table target
-    copies the table of its own name to the `null` sink, unless `fields` say otherwise."""
-    body: dict[str, Any] = {"name": name, "kind": kind, **fields}
+def target_body(name: str, kind: str = "date_range", **fields: Any) -> dict[str, Any]:
+    """The body of POST /v1/targets. A date-range target runs the `noop` handler and a table
+    target copies the table of its own name to the `null` sink, unless `fields` say
+    otherwise; a field given as None is left out."""
+    given = {key: value for key, value in fields.items() if value is not None}
+    body: dict[str, Any] = {"name": name, "kind": kind, **given}
     if kind == "date_range":
         body.setdefault("handler", {"type": "noop"})
     else:
         body.setdefault("tables", [name])
         body.setdefault("sink", {"type": "null"})
-    return await api(client, "POST", "/v1/targets", 201, json=body)
+    return body
+
+
+async def make_target(client: Any, name: str, kind: str = "date_range", **fields: Any) -> Any:
+    """POST /v1/targets with `target_body(name, kind, **fields)`, expecting 201."""
+    return await api(client, "POST", "/v1/targets", 201, json=target_body(name, kind, **fields))
+
+
+def backfill_body(target: str | int, **fields: Any) -> dict[str, Any]:
+    """The body of POST /v1/backfills."""
+    return {"target": target, **fields}
 
 
 async def start_backfill(client: Any, target: str | int, **fields: Any) -> Any:
     """POST /v1/backfills, expecting 201."""
-    return await api(client, "POST", "/v1/backfills", 201, json={"target": target, **fields})
+    return await api(client, "POST", "/v1/backfills", 201, json=backfill_body(target, **fields))

@@ -26,7 +26,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import AMQP_URL, source_dsn
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -123,14 +123,15 @@ async def table_backfill(http: aiohttp.ClientSession, db: asyncpg.Connection[Any
            FROM generate_series(1, 3000) g;
            CREATE TABLE items_copy (LIKE items INCLUDING ALL);"""
     )
-    await api(
-        http, "POST", "/v1/targets", 201,
-        json={
-            "name": "items-copy", "kind": "table", "tables": ["items"], "chunk_size": 250,
-            "sink": {"type": "postgres", "options": {"table": "items_copy"}},
-        },
-    )  # fmt: skip
-    created = await api(http, "POST", "/v1/backfills", 201, json={"target": "items-copy"})
+    await make_target(
+        http,
+        "items-copy",
+        "table",
+        tables=["items"],
+        chunk_size=250,
+        sink={"type": "postgres", "options": {"table": "items_copy"}},
+    )
+    created = await start_backfill(http, "items-copy")
     done = await wait_backfill(http, created["id"], {"completed", "failed", "cancelled"})
     assert done["state"] == "completed", done
     assert done["rows_initial_count"] == done["rows_processed_count"] == 3000
@@ -143,14 +144,8 @@ async def table_backfill(http: aiohttp.ClientSession, db: asyncpg.Connection[Any
 
 
 async def date_range_backfill(http: aiohttp.ClientSession) -> None:
-    await api(
-        http, "POST", "/v1/targets", 201,
-        json={"name": "daily", "kind": "date_range", "handler": {"type": "noop"}},
-    )  # fmt: skip
-    created = await api(
-        http, "POST", "/v1/backfills", 201,
-        json={"target": "daily", "start": "2024-01-01", "end": "2024-01-10"},
-    )  # fmt: skip
+    await make_target(http, "daily")
+    created = await start_backfill(http, "daily", start="2024-01-01", end="2024-01-10")
     done = await wait_backfill(http, created["id"], {"completed", "failed", "cancelled"})
     assert done["state"] == "completed", done
     assert done["runs_total"] == done["runs_completed"] == 10
@@ -163,17 +158,13 @@ async def date_range_backfill(http: aiohttp.ClientSession) -> None:
 
 async def cancelled_backfill(http: aiohttp.ClientSession, db: asyncpg.Connection[Any]) -> None:
     """A long backfill (365 windows of 0.1 s, two at a time) cancelled while it runs."""
-    await api(
-        http, "POST", "/v1/targets", 201,
-        json={
-            "name": "slow", "kind": "date_range", "max_active_runs": 2,
-            "handler": {"type": "sql", "options": {"statement": "SELECT pg_sleep(0.1)"}},
-        },
-    )  # fmt: skip
-    created = await api(
-        http, "POST", "/v1/backfills", 201,
-        json={"target": "slow", "start": "2023-01-01", "end": "2023-12-31"},
-    )  # fmt: skip
+    await make_target(
+        http,
+        "slow",
+        max_active_runs=2,
+        handler={"type": "sql", "options": {"statement": "SELECT pg_sleep(0.1)"}},
+    )
+    created = await start_backfill(http, "slow", start="2023-01-01", end="2023-12-31")
     path = f"/v1/backfills/{created['id']}"
 
     async def under_way() -> bool:

@@ -13,7 +13,7 @@ from orchestrator.context import Context
 from orchestrator.domain.keys import Scope
 from orchestrator.settings import Settings
 from tests.conftest import grant_source, make_settings
-from tests.helpers import api
+from tests.helpers import api, backfill_body, make_target, start_backfill, target_body
 
 pytestmark = pytest.mark.integration
 
@@ -39,19 +39,8 @@ def bearer(token: str) -> dict[str, str]:
 async def seed(client: Any, db: Any) -> dict[str, Any]:
     await db.execute("CREATE TABLE t (id int PRIMARY KEY)")
     await db.execute("INSERT INTO t SELECT generate_series(1, 50)")
-    target = await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "t",
-            "kind": "table",
-            "tables": ["t"],
-            "sink": {"type": "null"},
-        },
-    )
-    backfill = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"})
+    target = await make_target(client, "t", "table")
+    backfill = await start_backfill(client, "t")
     return {"target": target, "backfill": backfill}
 
 
@@ -145,7 +134,7 @@ async def test_another_teams_objects_do_not_exist_for_it(
     # Lists show only the team's own objects; by name, another team's target is unknown.
     assert (await api(client, "GET", "/v1/backfills", 200, headers=headers))["data"] == []
     assert (await api(client, "GET", "/v1/targets", 200, headers=headers))["data"] == []
-    body = await api(client, "POST", "/v1/backfills", 422, headers=headers, json={"target": "t"})
+    body = await api(client, "POST", "/v1/backfills", 422, headers=headers, json=backfill_body("t"))
     assert body["errors"][0]["pointer"] == "/target"
     # The owner still sees everything, unchanged.
     assert (await api(client, "GET", f"/v1/backfills/{bid}", 200))["state"] != "cancelled"
@@ -158,12 +147,7 @@ async def test_another_teams_objects_do_not_exist_for_it(
         "/v1/targets",
         201,
         headers=headers,
-        json={
-            "name": "t",
-            "kind": "table",
-            "tables": ["u"],
-            "sink": {"type": "null"},
-        },
+        json=target_body("t", "table", tables=["u"]),
     )
 
 
@@ -174,7 +158,7 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(client: Any, db:
         "/v1/backfills", data=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert response.status == 400
-    body = await api(client, "POST", "/v1/backfills", 422, json={"target": "t", "colour": "red"})
+    body = await api(client, "POST", "/v1/backfills", 422, json=backfill_body("t", colour="red"))
     assert body["errors"][0]["pointer"] == "/colour"
     response = await client.post(
         "/v1/backfills",
@@ -188,39 +172,22 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(client: Any, db:
         "POST",
         "/v1/backfills",
         422,
-        json={
-            "target": "t",
-            "start": "2024-01-01",
-            "end": "2024-01-02",
-        },
+        json=backfill_body("t", start="2024-01-01", end="2024-01-02"),
     )
     assert {e["pointer"] for e in body["errors"]} >= {"/start", "/end"}
     assert await db.fetchval("SELECT count(*) FROM backfills") == before
 
 
 async def test_a_backfill_of_too_many_runs_is_refused_saying_why(client: Any) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "n",
-            "kind": "date_range",
-            "handler": {"type": "noop"},
-        },
-    )
+    await make_target(client, "n")
     body = await api(
         client,
         "POST",
         "/v1/backfills",
         422,
-        json={
-            "target": "n",
-            "start": "2000-01-01T00:00:00Z",
-            "end": "2030-01-01T00:00:00Z",
-            "interval_type": "minute",
-        },
+        json=backfill_body(
+            "n", start="2000-01-01T00:00:00Z", end="2030-01-01T00:00:00Z", interval_type="minute"
+        ),
     )
     assert "limit of 1000" in body["detail"]
 
@@ -229,22 +196,11 @@ async def test_a_table_backfill_of_too_many_runs_is_refused(client: Any, db: Any
     await db.execute("CREATE TABLE big (id int PRIMARY KEY)")
     await db.execute("INSERT INTO big SELECT generate_series(1, 3000)")
     await db.execute("ANALYZE big")
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "big",
-            "kind": "table",
-            "tables": ["big"],
-            "sink": {"type": "null"},
-        },
-    )
-    body = await api(client, "POST", "/v1/backfills", 422, json={"target": "big", "chunk_size": 1})
+    await make_target(client, "big", "table")
+    body = await api(client, "POST", "/v1/backfills", 422, json=backfill_body("big", chunk_size=1))
     assert body["errors"][0]["pointer"] == "/chunk_size"
     assert "limit of 1000 runs" in body["detail"]
-    await api(client, "POST", "/v1/backfills", 201, json={"target": "big", "chunk_size": 10})
+    await start_backfill(client, "big", chunk_size=10)
 
 
 async def test_request_ids_round_trip(client: Any) -> None:
@@ -266,25 +222,18 @@ async def test_no_secret_in_any_response_or_log_line(
         await (
             await client.post(
                 "/v1/targets",
-                json={
-                    "name": "w",
-                    "kind": "table",
-                    "source": "warehouse",
-                    "tables": ["w"],
-                    "sink": {"type": "postgres", "options": {"source": "warehouse", "table": "w"}},
-                },
+                json=target_body(
+                    "w",
+                    "table",
+                    source="warehouse",
+                    sink={"type": "postgres", "options": {"source": "warehouse", "table": "w"}},
+                ),
             )
         ).text(),
         await (
             await client.post(
                 "/v1/targets",
-                json={
-                    "name": "x",
-                    "kind": "table",
-                    "source": "nowhere",
-                    "tables": ["w"],
-                    "sink": {"type": "null"},
-                },
+                json=target_body("x", "table", source="nowhere", tables=["w"]),
             )
         ).text(),
         await (await client.get("/v1/targets")).text(),

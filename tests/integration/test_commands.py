@@ -14,7 +14,7 @@ import pytest
 from orchestrator.context import Context
 from orchestrator.messaging.topology import REASON_HEADER
 from tests.conftest import AMQP_URL
-from tests.helpers import api, make_target, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,17 +58,7 @@ async def producer(ctx: Context, worker: Any) -> AsyncIterator[Producer]:
 async def test_the_same_create_command_twice_makes_one_backfill(
     client: Any, db: Any, producer: Producer
 ) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "n",
-            "kind": "date_range",
-            "handler": {"type": "noop"},
-        },
-    )
+    await make_target(client, "n")
     command = {
         "type": "command.create",
         "command_id": str(uuid.uuid4()),
@@ -100,17 +90,7 @@ async def _queue_empty(producer: Producer, name: str) -> bool:
 async def test_bad_messages_are_dead_lettered_with_a_reason_and_consuming_goes_on(
     client: Any, db: Any, producer: Producer
 ) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "n",
-            "kind": "date_range",
-            "handler": {"type": "noop"},
-        },
-    )
+    await make_target(client, "n")
     await producer.send("command.create", b"{not json")
     await producer.send(
         "command.create", {"type": "command.explode", "command_id": str(uuid.uuid4())}
@@ -189,25 +169,8 @@ async def test_state_commands_from_the_queue_apply_once_and_cancel_twice_is_harm
     from tests.gate import gate_handler
 
     with gate_handler() as gate:
-        await api(
-            client,
-            "POST",
-            "/v1/targets",
-            201,
-            json={
-                "name": "g",
-                "kind": "date_range",
-                "handler": {"type": "gate"},
-                "max_active_runs": 1,
-            },
-        )
-        created = await api(
-            client,
-            "POST",
-            "/v1/backfills",
-            201,
-            json={"target": "g", "start": "2024-01-01", "end": "2024-01-05"},
-        )
+        await make_target(client, "g", handler={"type": "gate"}, max_active_runs=1)
+        created = await start_backfill(client, "g", start="2024-01-01", end="2024-01-05")
         bid = created["id"]
 
         async def one_running() -> bool:

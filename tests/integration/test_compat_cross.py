@@ -26,13 +26,7 @@ async def idle(ctx: Context, token: str) -> AsyncIterator[TestClient[Any, Any]]:
 
 
 async def pipeline(client: Any) -> dict[str, Any]:
-    return await api(  # type: ignore[no-any-return]
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "arwen_starlight", "kind": "date_range", "handler": {"type": "noop"}},
-    )
+    return await make_target(client, "arwen_starlight")
 
 
 async def test_a_mage_backfill_is_a_supermetrics_and_a_native_backfill(idle: Any) -> None:

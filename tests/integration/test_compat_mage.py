@@ -17,7 +17,7 @@ from orchestrator.handlers.base import Handler, WindowRun
 from orchestrator.handlers.registry import HANDLER_TYPES
 from orchestrator.plugins.resources import Resources
 from tests.gate import Gate, gate_handler
-from tests.helpers import api, backfill_state, wait_until
+from tests.helpers import api, backfill_state, make_target, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -114,8 +114,7 @@ def gate() -> Iterator[Gate]:
 async def make_pipeline(
     client: Any, name: str = "arwen_starlight", handler: str = "noop", **extra: Any
 ) -> dict[str, Any]:
-    document = {"name": name, "kind": "date_range", "handler": {"type": handler}, **extra}
-    return await api(client, "POST", "/v1/targets", 201, json=document)  # type: ignore[no-any-return]
+    return await make_target(client, name, handler={"type": handler}, **extra)  # type: ignore[no-any-return]
 
 
 async def mage(client: Any, method: str, path: str, **kw: Any) -> dict[str, Any]:
@@ -663,13 +662,7 @@ async def test_a_missing_or_wrong_key_is_mages_invalid_api_key(client: Any, toke
 
 async def test_an_unknown_pipeline_or_a_table_target_is_not_found(client: Any, db: Any) -> None:
     await db.execute("CREATE TABLE records (id bigint PRIMARY KEY)")
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "a-sink", "kind": "table", "tables": ["records"], "sink": {"type": "null"}},
-    )
+    await make_target(client, "a-sink", "table", tables=["records"])
     await make_pipeline(client)
     draft = await create(client)
     for method, path in [

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from orchestrator.context import Context
 from orchestrator.probes import ContextProbes
-from tests.helpers import api, wait_backfill
+from tests.helpers import api, make_target, wait_backfill
 
 pytestmark = pytest.mark.integration
 
@@ -54,19 +54,7 @@ async def make_sink(client: Any, db: Any, name: str = "kafka-ids", rows: int = 5
         "ON CONFLICT DO NOTHING",
         rows,
     )
-    return await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": name,
-            "kind": "table",
-            "tables": ["benchmark_records"],
-            "chunk_size": 10,
-            "sink": {"type": "null"},
-        },
-    )
+    return await make_target(client, name, "table", tables=["benchmark_records"], chunk_size=10)
 
 
 def assert_sequin_backfill(body: dict[str, Any]) -> None:
@@ -174,13 +162,7 @@ async def test_a_sink_is_found_by_id_uuid_or_name(idle: Any, db: Any) -> None:
 
 
 async def test_a_date_range_target_is_not_a_sink(idle: Any) -> None:
-    await api(
-        idle,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "daily", "kind": "date_range", "handler": {"type": "noop"}},
-    )
+    await make_target(idle, "daily")
     await api(idle, "GET", "/api/sinks/daily/backfills", 404)
 
 
@@ -214,18 +196,7 @@ async def test_create_refuses_unknown_fields_in_sequins_words(idle: Any, db: Any
 
 async def test_create_needs_a_table_of_the_sink(idle: Any, db: Any) -> None:
     await make_sink(idle, db)
-    await api(
-        idle,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "two-tables",
-            "kind": "table",
-            "tables": ["benchmark_records", "other_records"],
-            "sink": {"type": "null"},
-        },
-    )
+    await make_target(idle, "two-tables", "table", tables=["benchmark_records", "other_records"])
     missing = await api(idle, "POST", "/api/sinks/two-tables/backfills", 422)
     assert missing["summary"] == "Validation failed"
     assert list(missing["validation_errors"]) == ["table"]

@@ -20,7 +20,7 @@ from orchestrator.probes import ContextProbes
 from orchestrator.settings import Settings
 from tests.conftest import make_settings
 from tests.gate import Gate, gate_handler
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -140,18 +140,7 @@ async def key_id(ctx: Context, token: str) -> int:
 async def make_transfer(
     client: Any, name: str = "daily", handler: dict[str, Any] | None = None, **extra: Any
 ) -> int:
-    target = await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": name,
-            "kind": "date_range",
-            "handler": handler or {"type": "noop"},
-            **extra,
-        },
-    )
+    target = await make_target(client, name, handler=handler, **extra)
     return int(target["id"])
 
 
@@ -288,13 +277,7 @@ async def test_latest_is_the_newest_backfill_of_the_transfer(idle: Any, db: Any)
     assert missing["error"]["code"] == "NOT_FOUND"
     # A table target is not a transfer.
     await db.execute("CREATE TABLE rows_here (id bigint PRIMARY KEY)")
-    table = await api(
-        idle,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "tbl", "kind": "table", "tables": ["rows_here"], "sink": {"type": "null"}},
-    )
+    table = await make_target(idle, "tbl", "table", tables=["rows_here"])
     await call(idle, "GET", f"/v1/teams/1/transfers/{table['id']}/backfills/latest", 404)
     await create(idle, table["id"], "2024-01-01", "2024-01-02", expect=404)
 
@@ -494,14 +477,8 @@ async def test_drafts_and_table_backfills_are_not_supermetrics_backfills(
     assert latest["data"] == started
 
     await db.execute("CREATE TABLE rows_here (id bigint PRIMARY KEY)")
-    await api(
-        idle,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "tbl", "kind": "table", "tables": ["rows_here"], "sink": {"type": "null"}},
-    )
-    table_backfill = await api(idle, "POST", "/v1/backfills", 201, json={"target": "tbl"})
+    await make_target(idle, "tbl", "table", tables=["rows_here"])
+    table_backfill = await start_backfill(idle, "tbl")
     await call(idle, "GET", f"/v1/teams/1/backfills/{table_backfill['id']}", 404)
 
     listed = (await call(idle, "GET", "/v1/teams/1/backfills", 200))["data"]

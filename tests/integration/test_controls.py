@@ -200,7 +200,7 @@ async def test_a_table_dry_run_shows_the_key_ranges_the_planner_would_cut(
     assert rest["next_after"] is None
 
     # The runs a real backfill makes are the ones the dry run showed.
-    created = await api(client, "POST", "/v1/backfills", 201, json={"target": "items"})
+    created = await start_backfill(client, "items")
     await wait_backfill(client, created["id"], {"completed"})
     runs = await api(client, "GET", f"/v1/backfills/{created['id']}/runs", 200)
     assert [(r["lower_key"], r["upper_key"]) for r in runs["data"]] == [
@@ -274,7 +274,7 @@ async def test_re_planning_refuses_what_a_create_would(idle: Any, db: Any) -> No
 
     await db.execute("CREATE TABLE items (id bigint PRIMARY KEY)")
     await make_target(idle, "items", "table")
-    table = await api(idle, "POST", "/v1/backfills", 201, json={"target": "items"})
+    table = await start_backfill(idle, "items")
     body = await api(
         idle, "PATCH", f"/v1/backfills/{table['id']}", 422, json={"start": "2024-01-01"}
     )
@@ -291,13 +291,7 @@ async def test_reprocess_none_skips_completed_windows_and_failed_runs_only_faile
     await make_target(client, "w", handler={"type": "switch"}, max_attempts=1)
 
     async def backfill(start: str, end: str, reprocess: str = "all") -> dict[str, Any]:
-        created = await api(
-            client,
-            "POST",
-            "/v1/backfills",
-            201,
-            json={"target": "w", "start": start, "end": end, "reprocess": reprocess},
-        )
+        created = await start_backfill(client, "w", start=start, end=end, reprocess=reprocess)
         return await wait_backfill(client, created["id"], {"completed", "failed"})
 
     async def days(done: dict[str, Any]) -> list[str]:

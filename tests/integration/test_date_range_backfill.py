@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from tests.gate import Gate, gate_handler
-from tests.helpers import api, backfill_state, wait_backfill, wait_until
+from tests.helpers import (
+    api,
+    backfill_body,
+    backfill_state,
+    make_target,
+    start_backfill,
+    wait_backfill,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,30 +41,17 @@ async def test_a_90_day_backfill_writes_one_aggregate_row_per_day(client: Any, d
         "WHERE at >= $1 AND at < $2 "
         "ON CONFLICT (day) DO UPDATE SET events = EXCLUDED.events"
     )
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "daily-events",
-            "kind": "date_range",
-            "handler": {"type": "sql", "options": {"statement": statement}},
-        },
+    await make_target(
+        client, "daily-events", handler={"type": "sql", "options": {"statement": statement}}
     )
-    created = await api(
+    created = await start_backfill(
         client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={
-            "target": "daily-events",
-            "start": "2024-01-01",
-            "end": "2024-03-30",
-            "interval_type": "day",
-            "time_zone": "UTC",
-            "order": "newest_first",
-        },
+        "daily-events",
+        start="2024-01-01",
+        end="2024-03-30",
+        interval_type="day",
+        time_zone="UTC",
+        order="newest_first",
     )
     assert created["runs_total"] == 90
 
@@ -74,61 +69,22 @@ async def test_a_90_day_backfill_writes_one_aggregate_row_per_day(client: Any, d
 
 
 async def test_overlapping_ranges_of_one_target_conflict(client: Any, gate: Gate) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "g",
-            "kind": "date_range",
-            "handler": {"type": "gate"},
-        },
-    )
-    await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "g", "start": "2024-01-01", "end": "2024-01-10"},
-    )
+    await make_target(client, "g", handler={"type": "gate"})
+    await start_backfill(client, "g", start="2024-01-01", end="2024-01-10")
     body = await api(
         client,
         "POST",
         "/v1/backfills",
         409,
-        json={"target": "g", "start": "2024-01-10", "end": "2024-01-20"},
+        json=backfill_body("g", start="2024-01-10", end="2024-01-20"),
     )
     assert body["code"] == "conflict"
-    await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "g", "start": "2024-01-11", "end": "2024-01-20"},
-    )
+    await start_backfill(client, "g", start="2024-01-11", end="2024-01-20")
 
 
 async def test_pause_holds_new_runs_and_resume_finishes(client: Any, db: Any, gate: Gate) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "g",
-            "kind": "date_range",
-            "handler": {"type": "gate"},
-            "max_active_runs": 2,
-        },
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "g", "start": "2024-01-01", "end": "2024-01-06"},
-    )
+    await make_target(client, "g", handler={"type": "gate"}, max_active_runs=2)
+    created = await start_backfill(client, "g", start="2024-01-01", end="2024-01-06")
     bid = created["id"]
 
     async def two_running() -> bool:
@@ -168,25 +124,8 @@ async def test_pause_holds_new_runs_and_resume_finishes(client: Any, db: Any, ga
 async def test_cancel_aborts_queued_runs_while_running_ones_finish(
     client: Any, db: Any, gate: Gate
 ) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "g",
-            "kind": "date_range",
-            "handler": {"type": "gate"},
-            "max_active_runs": 3,
-        },
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "g", "start": "2024-01-01", "end": "2024-01-20"},
-    )
+    await make_target(client, "g", handler={"type": "gate"}, max_active_runs=3)
+    created = await start_backfill(client, "g", start="2024-01-01", end="2024-01-20")
     bid = created["id"]
 
     async def three_running() -> bool:
@@ -229,31 +168,15 @@ async def test_cancel_aborts_queued_runs_while_running_ones_finish(
 
 async def test_cancel_racing_claims_never_lets_a_run_start_after_it(client: Any, db: Any) -> None:
     """Many short runs claimed as fast as the worker can, and a cancel in the middle."""
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "n",
-            "kind": "date_range",
-            "handler": {"type": "noop"},
-            "max_active_runs": 8,
-        },
-    )
+    await make_target(client, "n", max_active_runs=8)
     for trial in range(5):
-        created = await api(
+        created = await start_backfill(
             client,
-            "POST",
-            "/v1/backfills",
-            201,
-            json={
-                "target": "n",
-                "start": f"{2000 + trial}-01-01T00:00:00Z",
-                "end": f"{2000 + trial}-01-02T00:00:00Z",
-                "interval_type": "minute",
-                "interval_units": 5,
-            },
+            "n",
+            start=f"{2000 + trial}-01-01T00:00:00Z",
+            end=f"{2000 + trial}-01-02T00:00:00Z",
+            interval_type="minute",
+            interval_units=5,
         )
         bid = created["id"]
 

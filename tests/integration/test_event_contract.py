@@ -17,7 +17,7 @@ from orchestrator.context import Context
 from orchestrator.messaging.events import BackfillEvent, RunFailedEvent
 from orchestrator.messaging.progress_event import BackfillProgressEvent
 from tests.conftest import AMQP_URL
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -49,51 +49,22 @@ async def events(ctx: Context) -> AsyncIterator[AbstractQueue]:
 
 
 async def test_every_published_event_fits_its_model(client: Any, events: AbstractQueue) -> None:
-    await api(
+    await make_target(client, "quiet")
+    await make_target(
         client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "quiet", "kind": "date_range", "handler": {"type": "noop"}},
+        "broken",
+        handler={"type": "sql", "options": {"statement": FAILING_STATEMENT}},
+        max_attempts=1,
     )
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "broken",
-            "kind": "date_range",
-            "handler": {"type": "sql", "options": {"statement": FAILING_STATEMENT}},
-            "max_attempts": 1,
-        },
-    )
-    completes = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "quiet", "start": "2024-01-01", "end": "2024-01-03"},
-    )
-    fails = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "broken", "start": "2024-01-01", "end": "2024-01-01"},
-    )
+    completes = await start_backfill(client, "quiet", start="2024-01-01", end="2024-01-03")
+    fails = await start_backfill(client, "broken", start="2024-01-01", end="2024-01-01")
     # An hourly year of windows does not finish before the cancel arrives.
-    cancelled = await api(
+    cancelled = await start_backfill(
         client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={
-            "target": "quiet",
-            "start": "2025-01-01T00:00:00Z",
-            "end": "2026-01-01T00:00:00Z",
-            "interval_type": "hour",
-        },
+        "quiet",
+        start="2025-01-01T00:00:00Z",
+        end="2026-01-01T00:00:00Z",
+        interval_type="hour",
     )
     await api(client, "POST", f"/v1/backfills/{cancelled['id']}/pause", 200)
     await api(client, "POST", f"/v1/backfills/{cancelled['id']}/resume", 200)

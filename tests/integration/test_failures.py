@@ -17,7 +17,7 @@ from orchestrator.handlers.base import Handler, WindowRun
 from orchestrator.handlers.registry import HANDLER_TYPES
 from orchestrator.plugins.resources import Resources
 from tests.conftest import AMQP_URL
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -85,25 +85,8 @@ async def collect(queue: aio_pika.abc.AbstractQueue, want: set[str]) -> list[dic
 
 
 async def test_attempts_retry_then_succeed(client: Any, flaky: Flaky) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "f",
-            "kind": "date_range",
-            "handler": {"type": "flaky"},
-            "max_attempts": 3,
-        },
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "f", "start": "2024-01-01", "end": "2024-01-04"},
-    )
+    await make_target(client, "f", handler={"type": "flaky"}, max_attempts=3)
+    created = await start_backfill(client, "f", start="2024-01-01", end="2024-01-04")
     done = await wait_backfill(client, created["id"], {"completed", "failed"})
     assert done["state"] == "completed"
     assert done["runs_completed"] == 4
@@ -115,25 +98,8 @@ async def test_attempts_used_up_fail_the_run_and_the_backfill(
     client: Any, flaky: Flaky, events: aio_pika.abc.AbstractQueue
 ) -> None:
     flaky.failures = 99
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "f",
-            "kind": "date_range",
-            "handler": {"type": "flaky"},
-            "max_attempts": 2,
-        },
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "f", "start": "2024-01-01", "end": "2024-01-02"},
-    )
+    await make_target(client, "f", handler={"type": "flaky"}, max_attempts=2)
+    created = await start_backfill(client, "f", start="2024-01-01", end="2024-01-02")
     done = await wait_backfill(client, created["id"], {"completed", "failed"})
     assert done["state"] == "failed"
     assert done["failed_at"]
@@ -161,25 +127,8 @@ async def test_attempts_used_up_fail_the_run_and_the_backfill(
 async def test_a_lease_left_by_a_dead_worker_is_reaped_and_the_run_finishes(
     ctx: Context, client: Any, db: Any
 ) -> None:
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "n",
-            "kind": "date_range",
-            "handler": {"type": "noop"},
-            "max_active_runs": 1,
-        },
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "n", "start": "2024-01-01", "end": "2024-01-01"},
-    )
+    await make_target(client, "n", max_active_runs=1)
+    created = await start_backfill(client, "n", start="2024-01-01", end="2024-01-01")
     bid = created["id"]
     done = await wait_backfill(client, bid, {"completed"})
     assert done["runs_completed"] == 1
@@ -208,28 +157,9 @@ async def test_a_lease_left_by_a_dead_worker_is_reaped_and_the_run_finishes(
 
 
 async def test_a_target_with_an_active_backfill_cannot_be_deleted(client: Any) -> None:
-    target = await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "n",
-            "kind": "date_range",
-            "handler": {"type": "noop"},
-        },
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={
-            "target": "n",
-            "start": "2024-01-01T00:00:00Z",
-            "end": "2025-01-01T00:00:00Z",
-            "interval_type": "hour",
-        },
+    target = await make_target(client, "n")
+    created = await start_backfill(
+        client, "n", start="2024-01-01T00:00:00Z", end="2025-01-01T00:00:00Z", interval_type="hour"
     )
     await api(client, "POST", f"/v1/backfills/{created['id']}/pause", 200)
     body = await api(client, "DELETE", f"/v1/targets/{target['id']}", 409)

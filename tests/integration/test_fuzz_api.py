@@ -39,7 +39,7 @@ from schemathesis.config import SchemathesisConfig
 from api.openapi import openapi_document
 from orchestrator.settings import Settings
 from tests.conftest import make_settings
-from tests.helpers import api
+from tests.helpers import api, make_target, start_backfill
 
 pytestmark = pytest.mark.integration
 
@@ -85,20 +85,8 @@ class Seed:
 
 @pytest.fixture
 async def seed(client: Any) -> Seed:
-    target = await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"kind": "date_range", "name": "fuzz-target", "handler": {"type": "noop"}},
-    )
-    backfill = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": target["id"], "start": "2024-01-01", "end": "2024-01-03"},
-    )
+    target = await make_target(client, "fuzz-target")
+    backfill = await start_backfill(client, target["id"], start="2024-01-01", end="2024-01-03")
     return Seed(target["id"], target["name"], backfill["id"], backfill["uuid"])
 
 

@@ -13,7 +13,7 @@ from orchestrator.context import Context
 from orchestrator.settings import Settings
 from tests.conftest import make_settings
 from tests.handler_pkg.peer import Answer, Received, WebhookPeer
-from tests.helpers import api, wait_backfill
+from tests.helpers import api, make_target, start_backfill, target_body, wait_backfill
 
 pytestmark = pytest.mark.integration
 
@@ -49,31 +49,20 @@ async def peer() -> AsyncIterator[WebhookPeer]:
 async def http_backfill(
     client: Any, url: str, *, days: int = 3, max_attempts: int = 3
 ) -> dict[str, Any]:
-    await api(
+    await make_target(
         client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "warehouse-load",
-            "kind": "date_range",
-            "variables": {"dataset": "orders"},
-            "handler": {"type": "http", "options": {"url": url, "signing_secret": "loader"}},
-        },
+        "warehouse-load",
+        variables={"dataset": "orders"},
+        handler={"type": "http", "options": {"url": url, "signing_secret": "loader"}},
     )
-    created = await api(
+    created = await start_backfill(
         client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={
-            "target": "warehouse-load",
-            "start": "2024-03-01",
-            "end": f"2024-03-{days:02d}",
-            "interval_type": "day",
-            "variables": {"region": "eu"},
-            "max_attempts": max_attempts,
-        },
+        "warehouse-load",
+        start="2024-03-01",
+        end=f"2024-03-{days:02d}",
+        interval_type="day",
+        variables={"region": "eu"},
+        max_attempts=max_attempts,
     )
     return await wait_backfill(client, created["id"], {"completed", "failed"})
 
@@ -144,11 +133,9 @@ async def test_the_url_must_pass_the_allow_list(client: Any) -> None:
         "POST",
         "/v1/targets",
         422,
-        json={
-            "name": "metadata",
-            "kind": "date_range",
-            "handler": {"type": "http", "options": {"url": "http://169.254.169.254/"}},
-        },
+        json=target_body(
+            "metadata", handler={"type": "http", "options": {"url": "http://169.254.169.254/"}}
+        ),
     )
     assert body["errors"][0]["pointer"] == "/handler/options/url"
     assert "link-local" in body["errors"][0]["message"]

@@ -13,7 +13,7 @@ from orchestrator.handlers.python import ENTRY_POINT_GROUP
 from orchestrator.settings import Settings
 from tests.conftest import make_settings
 from tests.handler_pkg import transfers
-from tests.helpers import api, wait_backfill
+from tests.helpers import api, start_backfill, target_body, wait_backfill
 
 pytestmark = pytest.mark.integration
 
@@ -42,23 +42,17 @@ async def python_target(client: Any, options: dict[str, Any], expect: int = 201)
         "POST",
         "/v1/targets",
         expect,
-        json={
-            "name": "team-transfer",
-            "kind": "date_range",
-            "variables": {"rows_per_window": 5},
-            "handler": {"type": "python", "options": options},
-        },
+        json=target_body(
+            "team-transfer",
+            variables={"rows_per_window": 5},
+            handler={"type": "python", "options": options},
+        ),
     )
 
 
 async def start(client: Any, **extra: Any) -> dict[str, Any]:
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "team-transfer", "start": "2024-05-01", "end": "2024-05-03", **extra},
-    )
+    window = {"start": "2024-05-01", "end": "2024-05-03", **extra}
+    created = await start_backfill(client, "team-transfer", **window)
     return await wait_backfill(client, created["id"], {"completed", "failed"})
 
 

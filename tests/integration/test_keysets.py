@@ -20,7 +20,7 @@ import pytest
 from orchestrator.settings import Settings
 from orchestrator.sources.tables import quote_ident
 from tests.conftest import test_settings as make_settings
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -110,18 +110,17 @@ async def create_table_backfill(
     max_active_runs: int = 8,
     table: str = "src",
 ) -> dict[str, Any]:
-    target: dict[str, Any] = {
-        "name": name,
-        "kind": "table",
-        "tables": [table],
-        "chunk_size": chunk_size,
-        "sink": sink,
-        "max_active_runs": max_active_runs,
-    }
-    if sort_column is not None:
-        target["sort_column"] = sort_column
-    await api(client, "POST", "/v1/targets", 201, json=target)
-    return await api(client, "POST", "/v1/backfills", 201, json={"target": name})  # type: ignore[no-any-return]
+    await make_target(
+        client,
+        name,
+        "table",
+        tables=[table],
+        chunk_size=chunk_size,
+        sink=sink,
+        max_active_runs=max_active_runs,
+        sort_column=sort_column,
+    )
+    return await start_backfill(client, name)  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------------- cases

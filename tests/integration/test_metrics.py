@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.context import Context
 from tests.conftest import AMQP_URL
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, wait_backfill, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -41,20 +41,8 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
 async def test_a_backfill_moves_the_counters_and_the_gauges(client: Any) -> None:
     completed = {"kind": "date_range", "outcome": "completed"}
     before = await scrape(client)
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={"name": "quiet", "kind": "date_range", "handler": {"type": "noop"}},
-    )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "quiet", "start": "2024-01-01", "end": "2024-01-03"},
-    )
+    await make_target(client, "quiet")
+    created = await start_backfill(client, "quiet", start="2024-01-01", end="2024-01-03")
     done = await wait_backfill(client, created["id"], {"completed", "failed"})
     assert done["state"] == "completed"
 

@@ -22,7 +22,7 @@ from orchestrator.sinks.registry import sink_type
 from orchestrator.sources.intervals import use_exact_intervals
 from tests.conftest import make_settings
 from tests.handler_pkg.peer import WebhookPeer
-from tests.helpers import api, wait_backfill
+from tests.helpers import make_target, start_backfill, wait_backfill
 
 pytestmark = pytest.mark.integration
 
@@ -194,19 +194,14 @@ async def test_every_type_survives_a_table_backfill_to_a_webhook(
     client: Any, db: Any, peer: WebhookPeer
 ) -> None:
     await make_source(db)
-    await api(
+    await make_target(
         client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "everything-out",
-            "kind": "table",
-            "tables": ["everything"],
-            "sink": {"type": "webhook", "options": {"url": peer.url, "signing_secret": "hook"}},
-        },
+        "everything-out",
+        "table",
+        tables=["everything"],
+        sink={"type": "webhook", "options": {"url": peer.url, "signing_secret": "hook"}},
     )
-    created = await api(client, "POST", "/v1/backfills", 201, json={"target": "everything-out"})
+    created = await start_backfill(client, "everything-out")
     done = await wait_backfill(client, created["id"], {"completed", "failed"})
     assert done["state"] == "completed", done
     assert await differences(db, peer) == []

@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from orchestrator.context import Context
 from tests.conftest import AMQP_URL
-from tests.helpers import api, wait_backfill, wait_until
+from tests.helpers import api, make_target, start_backfill, target_body, wait_backfill, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -116,26 +116,15 @@ def expected(row: Any) -> dict[str, Any]:
 async def rabbitmq_backfill(
     client: Any, options: dict[str, Any], *, max_attempts: int = 3, chunk_size: int = 500
 ) -> dict[str, Any]:
-    await api(
+    await make_target(
         client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "items-to-rabbit",
-            "kind": "table",
-            "tables": ["items"],
-            "chunk_size": chunk_size,
-            "sink": {"type": "rabbitmq", "options": options},
-        },
+        "items-to-rabbit",
+        "table",
+        tables=["items"],
+        chunk_size=chunk_size,
+        sink={"type": "rabbitmq", "options": options},
     )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "items-to-rabbit", "max_attempts": max_attempts},
-    )
+    created = await start_backfill(client, "items-to-rabbit", max_attempts=max_attempts)
     return await wait_backfill(client, created["id"], {"completed", "failed"})
 
 
@@ -230,12 +219,9 @@ async def test_bad_options_are_refused_when_the_target_is_created(
             "POST",
             "/v1/targets",
             422,
-            json={
-                "name": "bad",
-                "kind": "table",
-                "tables": ["items"],
-                "sink": {"type": "rabbitmq", "options": options},
-            },
+            json=target_body(
+                "bad", "table", tables=["items"], sink={"type": "rabbitmq", "options": options}
+            ),
         )
 
     missing = await refused({"exchange": f"{consumer.exchange}-missing"})

@@ -18,7 +18,7 @@ from orchestrator.outbound.errors import DeliveryFailed
 from orchestrator.settings import Settings
 from tests.conftest import make_settings
 from tests.handler_pkg.peer import WebhookPeer
-from tests.helpers import api, wait_backfill
+from tests.helpers import api, make_target, start_backfill, target_body, wait_backfill
 
 pytestmark = pytest.mark.integration
 
@@ -66,34 +66,23 @@ async def make_items(db: Any, n: int) -> None:
 async def webhook_backfill(
     client: Any, url: str, *, batch_size: int = 100, max_attempts: int = 3, **options: Any
 ) -> dict[str, Any]:
-    await api(
+    await make_target(
         client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "items-hook",
-            "kind": "table",
-            "tables": ["items"],
-            "chunk_size": 500,
-            "sink": {
-                "type": "webhook",
-                "options": {
-                    "url": url,
-                    "signing_secret": "hook",
-                    "batch_size": batch_size,
-                    **options,
-                },
+        "items-hook",
+        "table",
+        tables=["items"],
+        chunk_size=500,
+        sink={
+            "type": "webhook",
+            "options": {
+                "url": url,
+                "signing_secret": "hook",
+                "batch_size": batch_size,
+                **options,
             },
         },
     )
-    created = await api(
-        client,
-        "POST",
-        "/v1/backfills",
-        201,
-        json={"target": "items-hook", "max_attempts": max_attempts},
-    )
+    created = await start_backfill(client, "items-hook", max_attempts=max_attempts)
     return await wait_backfill(client, created["id"], {"completed", "failed"})
 
 
@@ -202,12 +191,12 @@ async def test_urls_outside_the_allow_list_are_refused_at_creation(client: Any, 
             "POST",
             "/v1/targets",
             422,
-            json={
-                "name": "internal",
-                "kind": "table",
-                "tables": ["items"],
-                "sink": {"type": "webhook", "options": {"url": url}},
-            },
+            json=target_body(
+                "internal",
+                "table",
+                tables=["items"],
+                sink={"type": "webhook", "options": {"url": url}},
+            ),
         )
         assert body["code"] == "validation_failed", url
         assert body["detail"].startswith("the URL is not allowed"), url
@@ -219,12 +208,12 @@ async def test_an_unknown_signing_secret_is_refused_and_a_known_one_never_shown(
     client: Any, db: Any, peer: WebhookPeer
 ) -> None:
     await make_items(db, 1)
-    target = {
-        "name": "items-hook",
-        "kind": "table",
-        "tables": ["items"],
-        "sink": {"type": "webhook", "options": {"url": peer.url, "signing_secret": "nope"}},
-    }
+    target = target_body(
+        "items-hook",
+        "table",
+        tables=["items"],
+        sink={"type": "webhook", "options": {"url": peer.url, "signing_secret": "nope"}},
+    )
     body = await api(client, "POST", "/v1/targets", 422, json=target)
     assert body["errors"][0]["pointer"] == "/sink/options/signing_secret"
     assert "hook" in body["errors"][0]["message"]  # names the configured secrets, not values

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import api, wait_backfill
+from tests.helpers import (
+    api,
+    backfill_body,
+    make_target,
+    start_backfill,
+    target_body,
+    wait_backfill,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -40,20 +47,15 @@ async def make_orders(db: Any, n: int) -> None:
 
 async def test_100k_rows_reach_the_postgres_sink_row_for_row(client: Any, db: Any) -> None:
     await make_orders(db, 100_000)
-    await api(
+    await make_target(
         client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "orders-copy",
-            "kind": "table",
-            "tables": ["orders"],
-            "chunk_size": 5000,
-            "sink": {"type": "postgres", "options": {"table": "orders_copy"}},
-        },
+        "orders-copy",
+        "table",
+        tables=["orders"],
+        chunk_size=5000,
+        sink={"type": "postgres", "options": {"table": "orders_copy"}},
     )
-    created = await api(client, "POST", "/v1/backfills", 201, json={"target": "orders-copy"})
+    created = await start_backfill(client, "orders-copy")
     assert created["state"] == "created"
     assert created["table"] == "public.orders"
     assert created["sort_column"] == "id"
@@ -86,19 +88,8 @@ async def test_100k_rows_reach_the_postgres_sink_row_for_row(client: Any, db: An
 
 async def test_an_empty_table_completes_at_once(client: Any, db: Any) -> None:
     await db.execute("CREATE TABLE nothing (id int PRIMARY KEY)")
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "empty",
-            "kind": "table",
-            "tables": ["nothing"],
-            "sink": {"type": "null"},
-        },
-    )
-    created = await api(client, "POST", "/v1/backfills", 201, json={"target": "empty"})
+    await make_target(client, "empty", "table", tables=["nothing"])
+    created = await start_backfill(client, "empty")
     done = await wait_backfill(client, created["id"], {"completed", "failed"})
     assert done["state"] == "completed"
     assert done["runs_total"] == 0
@@ -112,12 +103,7 @@ async def test_a_table_without_a_key_is_refused(client: Any, db: Any) -> None:
         "POST",
         "/v1/targets",
         422,
-        json={
-            "name": "loose",
-            "kind": "table",
-            "tables": ["loose"],
-            "sink": {"type": "null"},
-        },
+        json=target_body("loose", "table"),
     )
     assert body["code"] == "invalid_source"
     assert "primary key" in body["detail"]
@@ -130,13 +116,7 @@ async def test_a_nullable_sort_column_is_refused(client: Any, db: Any) -> None:
         "POST",
         "/v1/targets",
         422,
-        json={
-            "name": "t",
-            "kind": "table",
-            "tables": ["t"],
-            "sort_column": "updated_at",
-            "sink": {"type": "null"},
-        },
+        json=target_body("t", "table", sort_column="updated_at"),
     )
     assert "nullable" in body["detail"]
 
@@ -144,21 +124,10 @@ async def test_a_nullable_sort_column_is_refused(client: Any, db: Any) -> None:
 async def test_a_second_active_backfill_of_the_same_table_conflicts(client: Any, db: Any) -> None:
     await db.execute("CREATE TABLE t (id int PRIMARY KEY)")
     await db.execute("INSERT INTO t SELECT generate_series(1, 10)")
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "t",
-            "kind": "table",
-            "tables": ["t"],
-            "sink": {"type": "null"},
-        },
-    )
-    first = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"})
+    await make_target(client, "t", "table")
+    first = await start_backfill(client, "t")
     await api(client, "POST", f"/v1/backfills/{first['id']}/pause", 200)
-    body = await api(client, "POST", "/v1/backfills", 409, json={"target": "t"})
+    body = await api(client, "POST", "/v1/backfills", 409, json=backfill_body("t"))
     assert body["code"] == "conflict"
     assert body["conflicting_backfill_id"] == first["id"]
 
@@ -167,27 +136,20 @@ async def test_a_retried_create_with_the_same_idempotency_key_makes_one_backfill
     client: Any, db: Any
 ) -> None:
     await db.execute("CREATE TABLE t (id int PRIMARY KEY)")
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "t",
-            "kind": "table",
-            "tables": ["t"],
-            "sink": {"type": "null"},
-        },
-    )
+    await make_target(client, "t", "table")
     headers = {"Idempotency-Key": "nightly-2024-01-01"}
-    first = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"}, headers=headers)
-    again = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"}, headers=headers)
+    first = await api(
+        client, "POST", "/v1/backfills", 201, json=backfill_body("t"), headers=headers
+    )
+    again = await api(
+        client, "POST", "/v1/backfills", 201, json=backfill_body("t"), headers=headers
+    )
     assert again["id"] == first["id"]
     assert await db.fetchval("SELECT count(*) FROM backfills") == 1
     # Without the key the second request is a new backfill, refused while the first is active
     # or accepted once it is done.
     await wait_backfill(client, first["id"], {"completed"})
-    other = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"})
+    other = await start_backfill(client, "t")
     assert other["id"] != first["id"]
 
 
@@ -196,18 +158,7 @@ async def test_paging_past_the_last_run_with_a_huge_cursor_is_an_empty_page(
 ) -> None:
     """Found by fuzzing: an `after` beyond int32 once failed in the database with a 500."""
     await db.execute("CREATE TABLE t (id int PRIMARY KEY)")
-    await api(
-        client,
-        "POST",
-        "/v1/targets",
-        201,
-        json={
-            "name": "t",
-            "kind": "table",
-            "tables": ["t"],
-            "sink": {"type": "null"},
-        },
-    )
-    created = await api(client, "POST", "/v1/backfills", 201, json={"target": "t"})
+    await make_target(client, "t", "table")
+    created = await start_backfill(client, "t")
     page = await api(client, "GET", f"/v1/backfills/{created['id']}/runs?after=9999999999", 200)
     assert page == {"data": [], "next_after": None}

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.context import Context
 from orchestrator.domain.keys import Scope
-from tests.helpers import api
+from tests.helpers import api, target_body
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,5 @@ async def team_target(
     client: Any, team: Team, name: str, kind: str = "table", **fields: Any
 ) -> Any:
     """POST /v1/targets with the team's key, as tests.helpers.make_target does with team 1's."""
-    body: dict[str, Any] = {"name": name, "kind": kind, **fields}
-    if kind == "date_range":
-        body.setdefault("handler", {"type": "noop"})
-    else:
-        body.setdefault("tables", [name])
-        body.setdefault("sink", {"type": "null"})
+    body = target_body(name, kind, **fields)
     return await api(client, "POST", "/v1/targets", 201, headers=team.headers, json=body)

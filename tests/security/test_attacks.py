@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator.context import Context
 from tests.conftest import SOURCE_ROLE, grant_source
-from tests.helpers import api, make_target, wait_until
+from tests.helpers import api, backfill_body, make_target, target_body, wait_until
 from tests.security.conftest import Team
 
 pytestmark = pytest.mark.integration
@@ -109,12 +109,16 @@ async def test_without_a_grant_every_attack_is_refused_at_creation(
     texts = []
     for name, statement in attacks(intruder.id).items():
         body = await api(
-            client, "POST", "/v1/targets", 403, headers=intruder.headers,
-            json={
-                "name": f"attack-{len(texts)}", "kind": "date_range",
-                "handler": {"type": "sql", "options": {"source": "main", "statement": statement}},
-            },
-        )  # fmt: skip
+            client,
+            "POST",
+            "/v1/targets",
+            403,
+            headers=intruder.headers,
+            json=target_body(
+                f"attack-{len(texts)}",
+                handler={"type": "sql", "options": {"source": "main", "statement": statement}},
+            ),
+        )
         assert body["code"] == "not_granted", name
         assert body["detail"] == "the sql handler on source 'main' is not granted to this team"
         texts.append(str(body))
@@ -137,11 +141,10 @@ async def test_with_the_widest_grant_the_database_role_refuses_every_attack(
         response = await client.post(
             "/v1/targets",
             headers=intruder.headers,
-            json={
-                "name": f"attack-{i}",
-                "kind": "date_range",
-                "handler": {"type": "sql", "options": {"source": "main", "statement": statement}},
-            },
+            json=target_body(
+                f"attack-{i}",
+                handler={"type": "sql", "options": {"source": "main", "statement": statement}},
+            ),
         )
         body = await response.json()
         texts.append(str(body))
@@ -152,7 +155,7 @@ async def test_with_the_widest_grant_the_database_role_refuses_every_attack(
             continue
         started = await api(
             client, "POST", "/v1/backfills", 201, headers=intruder.headers,
-            json={"target": f"attack-{i}", "start": "2024-01-01", "end": "2024-01-01"},
+            json=backfill_body(f"attack-{i}", start="2024-01-01", end="2024-01-01"),
         )  # fmt: skip
         done = await _wait(client, intruder, started["id"])
         texts.append(str(done))
@@ -197,7 +200,7 @@ async def test_table_targets_and_sinks_on_catalogs_and_the_orchestrator_are_refu
     for i, fields in enumerate(cases):
         body = await api(
             client, "POST", "/v1/targets", 403, headers=intruder.headers,
-            json={"name": f"catalog-{i}", "kind": "table", **fields},
+            json=target_body(f"catalog-{i}", "table", **fields),
         )  # fmt: skip
         assert body["code"] == "not_granted", fields
     assert await db.fetchval("SELECT count(*) FROM targets WHERE team_id = $1", intruder.id) == 0

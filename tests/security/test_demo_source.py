@@ -14,7 +14,7 @@ from orchestrator.context import Context
 from orchestrator.settings import Settings
 from orchestrator.sources.demo import demo_role_name, ensure_demo_source
 from tests.conftest import PG_ADMIN, drop_role, make_settings
-from tests.helpers import api, make_target, start_backfill, wait_backfill
+from tests.helpers import api, make_target, start_backfill, target_body, wait_backfill
 from tests.security.conftest import Team
 
 pytestmark = pytest.mark.integration
@@ -99,7 +99,6 @@ async def test_the_readme_walkthrough_runs_against_the_demo_source(
     # Granted to team 1 only.
     body = await api(
         client, "POST", "/v1/targets", 403, headers=intruder.headers,
-        json={"name": "x", "kind": "table", "source": "demo", "tables": ["orders"],
-              "sink": {"type": "null"}},
+        json=target_body("x", "table", source="demo", tables=["orders"]),
     )  # fmt: skip
     assert body["code"] == "not_granted"

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.context import Context
 from tests.conftest import grant_source
-from tests.helpers import api, wait_until
+from tests.helpers import api, backfill_body, wait_until
 from tests.security.conftest import Team, team_target
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ async def test_a_table_backfill_on_a_granted_source_copies_every_row(
         sink={"type": "postgres", "options": {"table": "team2_orders_copy"}},
     )  # fmt: skip
     started = await api(
-        client, "POST", "/v1/backfills", 201, headers=intruder.headers, json={"target": "copy"}
+        client, "POST", "/v1/backfills", 201, headers=intruder.headers, json=backfill_body("copy")
     )
     done = await finished(client, intruder, started["id"])
     assert done["state"] == "completed", done
@@ -77,7 +77,7 @@ async def test_a_sql_date_range_backfill_on_a_granted_source_writes_what_it_comp
     )  # fmt: skip
     started = await api(
         client, "POST", "/v1/backfills", 201, headers=intruder.headers,
-        json={"target": "daily", "start": "2024-01-01", "end": "2024-01-15"},
+        json=backfill_body("daily", start="2024-01-01", end="2024-01-15"),
     )  # fmt: skip
     done = await finished(client, intruder, started["id"])
     assert done["state"] == "completed", done
@@ -102,7 +102,7 @@ async def test_without_a_write_grant_the_sql_handler_runs_read_only(
     )  # fmt: skip
     started = await api(
         client, "POST", "/v1/backfills", 201, headers=intruder.headers,
-        json={"target": "daily", "start": "2024-01-01", "end": "2024-01-01"},
+        json=backfill_body("daily", start="2024-01-01", end="2024-01-01"),
     )  # fmt: skip
     done = await finished(client, intruder, started["id"])
     assert done["state"] == "failed"
@@ -120,7 +120,7 @@ async def test_a_statement_over_the_grants_timeout_is_cancelled(
     )  # fmt: skip
     started = await api(
         client, "POST", "/v1/backfills", 201, headers=intruder.headers,
-        json={"target": "slow", "start": "2024-01-01", "end": "2024-01-01"},
+        json=backfill_body("slow", start="2024-01-01", end="2024-01-01"),
     )  # fmt: skip
     done = await finished(client, intruder, started["id"])
     assert done["state"] == "failed"

@@ -15,7 +15,7 @@ from orchestrator.context import Context
 from orchestrator.domain.keys import Scope
 from orchestrator.messaging.topology import REASON_HEADER
 from tests.conftest import AMQP_URL, grant_source
-from tests.helpers import api, wait_until
+from tests.helpers import api, backfill_body, target_body, wait_until
 from tests.security.conftest import Team, team_target
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ async def tables(db: Any) -> None:
 
 
 def table_target(name: str, tables: list[str], sink: dict[str, Any], source: str = "main") -> Any:
-    return {"name": name, "kind": "table", "source": source, "tables": tables, "sink": sink}
+    return target_body(name, "table", source=source, tables=tables, sink=sink)
 
 
 async def refused(client: Any, team: Team, body: dict[str, Any]) -> dict[str, Any]:
@@ -80,12 +80,15 @@ async def test_names_outside_the_grant_are_refused_at_creation_and_make_nothing(
     await grant_source(ctx, intruder.id, read=("public.team2_*",), write=(), sql=False)
     for source in ("main", "nowhere"):
         await api(
-            client, "POST", "/v1/targets", 403, headers=intruder.headers,
-            json={
-                "name": "q", "kind": "date_range",
-                "handler": {"type": "sql", "options": {"source": source, "statement": "SELECT 1"}},
-            },
-        )  # fmt: skip
+            client,
+            "POST",
+            "/v1/targets",
+            403,
+            headers=intruder.headers,
+            json=target_body(
+                "q", handler={"type": "sql", "options": {"source": source, "statement": "SELECT 1"}}
+            ),
+        )
     assert await db.fetchval("SELECT count(*) FROM targets WHERE team_id = $1", intruder.id) == 0
     # Within the grant, the same team may go ahead.
     await grant_source(ctx, intruder.id, read=("public.team2_*",), write=("public.team2_*",))
@@ -116,7 +119,7 @@ async def test_a_backfill_on_a_revoked_grant_is_refused_from_the_api_and_the_que
     await team_target(client, intruder, "mine", tables=["team2_src"])
     await ctx.usecases.grants.repo.delete(intruder.id, "main")
     body = await api(
-        client, "POST", "/v1/backfills", 403, headers=intruder.headers, json={"target": "mine"}
+        client, "POST", "/v1/backfills", 403, headers=intruder.headers, json=backfill_body("mine")
     )
     assert body["code"] == "not_granted"
     # The same command published straight to the broker, naming that team: dead-lettered.

@@ -11,7 +11,7 @@ import pytest
 from orchestrator import cli_sources
 from orchestrator.context import Context
 from tests.conftest import grant_source
-from tests.helpers import api, wait_until
+from tests.helpers import api, backfill_body, wait_until
 from tests.security.conftest import Team, team_target
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ async def test_a_revoked_grant_stops_the_next_run_and_a_regrant_and_retry_comple
     )  # fmt: skip
     started = await api(
         client, "POST", "/v1/backfills", 201, headers=intruder.headers,
-        json={"target": "ticks", "start": "2024-01-01", "end": f"2024-01-{WINDOWS:02d}"},
+        json=backfill_body("ticks", start="2024-01-01", end=f"2024-01-{WINDOWS:02d}"),
     )  # fmt: skip
     bid = started["id"]
 

@@ -25,7 +25,7 @@ from tests.conftest import (
     grant_source,
     make_settings,
 )
-from tests.helpers import api
+from tests.helpers import api, target_body
 
 pytestmark = pytest.mark.integration
 
@@ -106,11 +106,8 @@ async def test_a_team_granted_a_refused_source_cannot_use_it(database: str, pref
         async with TestClient(TestServer(app), headers=headers) as client:
             body: Any = await api(
                 client, "POST", "/v1/targets", 503,
-                json={
-                    "name": "q", "kind": "date_range",
-                    "handler": {"type": "sql",
-                                "options": {"source": "as_root", "statement": "SELECT 1"}},
-                },
+                json=target_body("q", handler={"type": "sql",
+                                "options": {"source": "as_root", "statement": "SELECT 1"}}),
             )  # fmt: skip
     assert body["code"] == "source_refused"
     assert database not in str(body)

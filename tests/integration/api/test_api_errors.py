@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import pytest
 import structlog
 from aiohttp import ClientResponse
-from api_fakes import TABLE_TARGET, Client, FakeService
 
 from api.body import MAX_BODY_BYTES
 from orchestrator.errors import Conflict, Unavailable
+from tests.integration.api.bodies import TABLE_TARGET
+from tests.integration.api.conftest import Client
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id", "errors"}
 
@@ -49,9 +51,7 @@ async def test_body_that_is_not_a_json_object_is_400(
     assert body["detail"] == detail
 
 
-async def test_every_field_error_is_listed_with_a_pointer(
-    client: Client, service: FakeService
-) -> None:
+async def test_every_field_error_is_listed_with_a_pointer(client: Client) -> None:
     response = await client.post(
         "/v1/targets",
         json={
@@ -77,7 +77,7 @@ async def test_every_field_error_is_listed_with_a_pointer(
         "/colour",
     }
     assert {"pointer": "/colour", "message": "Extra inputs are not permitted"} in body["errors"]
-    assert not service.calls
+    assert (await (await client.get("/v1/targets")).json())["data"] == []
 
 
 async def test_field_errors_never_echo_the_input(client: Client) -> None:
@@ -134,7 +134,7 @@ async def test_wrong_method_is_405_problem_with_allow(client: Client) -> None:
     assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
 
 
-async def test_oversized_body_is_413_problem(client: Client, service: FakeService) -> None:
+async def test_oversized_body_is_413_problem(client: Client) -> None:
     response = await client.post(
         "/v1/targets",
         # A stream rather than bytes: aiohttp warns that a large bytes body blocks the loop.
@@ -146,12 +146,11 @@ async def test_oversized_body_is_413_problem(client: Client, service: FakeServic
     body = await problem(response)
     assert body["code"] == "payload_too_large"
     assert str(MAX_BODY_BYTES) in str(body["detail"])
-    assert not service.calls
+    assert (await (await client.get("/v1/targets")).json())["data"] == []
 
 
-async def test_orchestrator_error_renders_its_status_code_and_detail(
-    client: Client, service: FakeService
-) -> None:
+@pytest.mark.usefixtures("orders_table")
+async def test_orchestrator_error_renders_its_status_code_and_detail(client: Client) -> None:
     await client.post("/v1/targets", json=TABLE_TARGET)
 
     response = await client.post("/v1/targets", json=TABLE_TARGET)
@@ -160,23 +159,20 @@ async def test_orchestrator_error_renders_its_status_code_and_detail(
     body = await problem(response)
     assert body["code"] == "conflict"
     assert body["title"] == Conflict.title
-    assert body["detail"] == "a target named 'orders-to-search' exists"
+    assert body["detail"] == "a target named 'orders-to-search' already exists"
 
 
 async def test_service_field_errors_pass_through(client: Client) -> None:
     body = await problem(await client.post("/v1/backfills", json={"target": "missing"}))
 
     assert body["status"] == 422
-    assert body["errors"] == [{"pointer": "/target", "message": "not found"}]
+    assert body["errors"] == [{"pointer": "/target", "message": "target 'missing' not found"}]
 
 
 async def test_unavailable_is_503(
-    client: Client, service: FakeService, monkeypatch: pytest.MonkeyPatch
+    client: Client, fail_target_listing: Callable[[BaseException], None]
 ) -> None:
-    async def down(**_: object) -> None:
-        raise Unavailable("the database is unreachable")
-
-    monkeypatch.setattr(service, "list_targets", down)
+    fail_target_listing(Unavailable("the database is unreachable"))
 
     body = await problem(await client.get("/v1/targets"))
 
@@ -189,14 +185,11 @@ async def test_unavailable_is_503(
     [ConnectionRefusedError(111, "refused"), asyncpg.ConnectionDoesNotExistError("closed")],
 )
 async def test_a_database_that_cannot_be_reached_is_503_with_retry_after(
-    client: Client, service: FakeService, monkeypatch: pytest.MonkeyPatch, failure: Exception
+    client: Client, fail_target_listing: Callable[[BaseException], None], failure: Exception
 ) -> None:
     # The driver's own failures, which storage marks as DatabaseUnavailable: the API tells
     # them apart without importing storage or the driver.
-    async def down(**_: object) -> None:
-        raise failure
-
-    monkeypatch.setattr(service, "list_targets", down)
+    fail_target_listing(failure)
 
     response = await client.get("/v1/targets")
     body = await problem(response)
@@ -208,12 +201,9 @@ async def test_a_database_that_cannot_be_reached_is_503_with_retry_after(
 
 
 async def test_unexpected_exception_is_a_logged_generic_500(
-    client: Client, service: FakeService, monkeypatch: pytest.MonkeyPatch
+    client: Client, fail_target_listing: Callable[[BaseException], None]
 ) -> None:
-    async def broken(**_: object) -> None:
-        raise RuntimeError("password=hunter2 in a driver message")
-
-    monkeypatch.setattr(service, "list_targets", broken)
+    fail_target_listing(RuntimeError("password=hunter2 in a driver message"))
 
     with structlog.testing.capture_logs() as logs:
         response = await client.get("/v1/targets", headers={"X-Request-ID": "trace-me-1"})

@@ -9,15 +9,18 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from api_fakes import Client, FakeAccess, FakeProbes, FakeService
 
 from api import create_app
 from api.compat.dialect import Dialect
 from api.compat.failure import Failure
 from api.compat.registry import DIALECTS
 from api.render import json_response
+from orchestrator.access import AccessService
 from orchestrator.errors import NotFound
 from orchestrator.settings import Settings
+from orchestrator.usecases import UseCases
+from tests.integration.api.conftest import Client
+from tests.integration.api.probes import FakeProbes
 
 toy_routes = web.RouteTableDef()
 
@@ -50,22 +53,24 @@ TOY = Dialect(
 
 @pytest.fixture
 async def toy_client(
-    settings: Settings, service: FakeService, probes: FakeProbes
+    settings: Settings, usecases: UseCases, probes: FakeProbes, access: AccessService
 ) -> AsyncIterator[Client]:
-    app = create_app(settings, service, probes, FakeAccess(settings), dialects=(*DIALECTS, TOY))
+    app = create_app(settings, usecases, probes, access, dialects=(*DIALECTS, TOY))
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
 
-async def test_its_routes_are_served_with_a_key_in_its_own_header(toy_client: Client) -> None:
-    response = await toy_client.get("/toy/things/known", headers={"X-Toy-Key": FakeAccess.TOKEN})
+async def test_its_routes_are_served_with_a_key_in_its_own_header(
+    toy_client: Client, token: str
+) -> None:
+    response = await toy_client.get("/toy/things/known", headers={"X-Toy-Key": token})
 
     assert response.status == 200
     assert await response.json() == {"thing": "known"}
 
 
-async def test_its_errors_come_in_its_own_shape(toy_client: Client) -> None:
-    headers = {"Authorization": f"Bearer {FakeAccess.TOKEN}"}
+async def test_its_errors_come_in_its_own_shape(toy_client: Client, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
     missing = await toy_client.get("/toy/things/other", headers=headers)
     no_route = await toy_client.get("/toy/nothing/here", headers=headers)
 
@@ -86,8 +91,8 @@ async def test_a_missing_key_names_its_header(toy_client: Client) -> None:
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="backfill"'
 
 
-async def test_its_header_means_nothing_to_the_native_api(toy_client: Client) -> None:
-    response = await toy_client.get("/v1/targets", headers={"X-Toy-Key": FakeAccess.TOKEN})
+async def test_its_header_means_nothing_to_the_native_api(toy_client: Client, token: str) -> None:
+    response = await toy_client.get("/v1/targets", headers={"X-Toy-Key": token})
 
     assert response.status == 401
     assert response.content_type == "application/problem+json"

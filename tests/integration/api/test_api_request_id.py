@@ -4,19 +4,22 @@ import re
 
 import pytest
 import structlog
-from api_fakes import Client, FakeService
+
+from tests.integration.api.conftest import Client
 
 
-async def test_a_sane_request_id_is_echoed_and_bound(client: Client, service: FakeService) -> None:
+async def test_a_sane_request_id_is_echoed_and_bound(
+    client: Client, request_ids_seen: list[str | None]
+) -> None:
     response = await client.get("/v1/targets", headers={"X-Request-ID": "abc.DEF_123-x"})
 
     assert response.headers["X-Request-ID"] == "abc.DEF_123-x"
-    assert service.request_ids == ["abc.DEF_123-x"]
+    assert request_ids_seen == ["abc.DEF_123-x"]
 
 
 @pytest.mark.parametrize("given", [None, "", "has space", "a" * 129, "semi;colon", "ünï"])
 async def test_a_missing_or_odd_request_id_is_replaced(
-    client: Client, service: FakeService, given: str | None
+    client: Client, request_ids_seen: list[str | None], given: str | None
 ) -> None:
     headers = {} if given is None else {"X-Request-ID": given}
 
@@ -24,7 +27,7 @@ async def test_a_missing_or_odd_request_id_is_replaced(
 
     generated = response.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
-    assert service.request_ids == [generated]
+    assert request_ids_seen == [generated]
 
 
 async def test_the_longest_sane_request_id_is_kept(client: Client) -> None:

@@ -1,6 +1,22 @@
 from __future__ import annotations
 
-from api_fakes import Client, FakeProbes, FakeService
+import pytest
+
+from orchestrator.domain.states import BackfillState, RunState
+from orchestrator.storage.database import Pool
+from tests.integration.api.conftest import Client
+from tests.integration.api.probes import FakeProbes
+from tests.integration.api.seed import add_backfill, add_runs, add_target, add_worker
+
+
+@pytest.fixture
+async def first_pending_run(pool: Pool) -> int:
+    """One running backfill with three pending runs, and one worker seen just now; the id
+    of the oldest pending run."""
+    backfill = await add_backfill(pool, await add_target(pool), state=BackfillState.RUNNING)
+    runs = await add_runs(pool, backfill["id"], [RunState.PENDING] * 3)
+    await add_worker(pool, "w-1", ["planner", "executor"])
+    return runs[0]
 
 
 async def test_health_is_always_ok(client: Client, probes: FakeProbes) -> None:
@@ -43,29 +59,24 @@ async def test_unavailable_when_the_probe_raises(client: Client, probes: FakePro
     assert await response.json() == {"status": "unavailable", "checks": {"readiness": False}}
 
 
-async def test_overview_merges_queue_depths(client: Client) -> None:
+async def test_overview_merges_queue_depths(client: Client, first_pending_run: int) -> None:
     response = await client.get("/ops/overview")
 
     assert response.status == 200
-    assert await response.json() == {
-        "backfills": {"running": 1},
-        "runs": {"pending": 3},
-        "oldest_pending_run": "2024-05-01T12:00:00+00:00",
-        "workers": [
-            {
-                "id": "w-1",
-                "roles": ["planner", "executor"],
-                "last_seen_at": "2024-05-01T12:00:00+00:00",
-                "stopped_at": None,
-            }
-        ],
-        "queues": {"backfills.commands": 0, "backfills.runs": 12},
-    }
+    body = await response.json()
+    assert body["backfills"] == {"running": 1}
+    assert body["runs"] == {"pending": 3}
+    assert body["oldest_pending_run"]["id"] == first_pending_run
+    [worker] = body["workers"]
+    assert worker["id"] == "w-1"
+    assert worker["roles"] == ["planner", "executor"]
+    assert worker["stopped_at"] is None
+    assert worker["status"] == "alive"
+    assert body["queues"] == {"backfills.commands": 0, "backfills.runs": 12}
 
 
-async def test_overview_survives_a_failing_queue_probe(
-    client: Client, service: FakeService, probes: FakeProbes
-) -> None:
+@pytest.mark.usefixtures("first_pending_run")
+async def test_overview_survives_a_failing_queue_probe(client: Client, probes: FakeProbes) -> None:
     probes.depths_error = ConnectionError("broker down")
 
     response = await client.get("/ops/overview")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from api_fakes import Client, FakeService
 
 from api.routes_ui import DOCS_ASSETS, UI_ASSETS
+from orchestrator.storage.database import Pool
+from tests.integration.api.conftest import Client
+from tests.integration.api.seed import add_target
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
@@ -45,8 +47,10 @@ async def test_root_gives_an_api_client_links_without_a_key(client: Client) -> N
     ],
 )
 async def test_pages_and_their_files_are_open_and_under_a_strict_csp(
-    client: Client, service: FakeService, path: str, content_type: str
+    client: Client, pool: Pool, path: str, content_type: str
 ) -> None:
+    await add_target(pool, "only-with-a-key")
+
     response = await client.get(path, headers={"Authorization": ""})
 
     assert response.status == 200
@@ -57,7 +61,7 @@ async def test_pages_and_their_files_are_open_and_under_a_strict_csp(
     assert "unsafe-inline" not in csp
     assert "unsafe-eval" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert service.calls == []  # no data without a key
+    assert "only-with-a-key" not in await response.text()  # no data without a key
 
 
 @pytest.mark.parametrize("name", ["index.html", "nope.js", "..%2Fapp.py", "app.js.map"])
@@ -83,13 +87,13 @@ async def test_the_pages_load_nothing_from_elsewhere_and_run_no_inline_code(
         assert asset.name != "index.html" or asset.content_type == "text/html"
 
 
-async def test_whoami_names_the_key_its_team_and_scopes(client: Client) -> None:
+async def test_whoami_names_the_key_its_team_and_scopes(client: Client, token: str) -> None:
     response = await client.get("/v1/whoami")
 
     assert response.status == 200
     assert await response.json() == {
         "key_id": 1,
-        "prefix": "bfk_unit-tes",
+        "prefix": token[:12],
         "team_id": 1,
         "scopes": ["admin", "read", "write"],
     }

@@ -1,17 +1,22 @@
-"""GET /metrics and the HTTP metrics middleware, over the in-memory service: requests are
-labelled by their route template, and the database gauges come from the overview."""
+"""GET /metrics and the HTTP metrics middleware, over the real service: requests are labelled
+by their route template, and the database gauges come from the overview."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api_fakes import NOW, Client, FakeProbes, FakeService
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics_middleware import UNMATCHED
+from orchestrator.domain.states import BackfillState, RunState
 from orchestrator.metrics import REGISTRY, scrape
+from orchestrator.storage.database import Pool
+from tests.integration.api.conftest import Client
+from tests.integration.api.probes import FakeProbes
+from tests.integration.api.seed import add_backfill, add_runs, add_target
 
 
 def _requests(method: str, route: str, status: int) -> float:
@@ -65,9 +70,14 @@ async def test_unmatched_paths_and_methods_share_one_label(client: Client) -> No
 
 
 async def test_metrics_serves_the_text_format_with_database_gauges(
-    client: Client, service: FakeService
+    client: Client, pool: Pool
 ) -> None:
-    service.overview_data["outbox"] = {"unsent": 4, "oldest_unsent_at": NOW}
+    backfill = await add_backfill(pool, await add_target(pool), state=BackfillState.RUNNING)
+    await add_runs(pool, backfill["id"], [RunState.PENDING] * 3)
+    await pool.execute(
+        "INSERT INTO outbox (routing_key, payload, created_at)"
+        " SELECT 'test', '{}', now() - interval '1 minute' FROM generate_series(1, 4)"
+    )
 
     response = await client.get("/metrics")
 
@@ -84,12 +94,9 @@ async def test_metrics_serves_the_text_format_with_database_gauges(
 
 
 async def test_a_failing_database_read_leaves_the_gauges_out(
-    client: Client, service: FakeService
+    client: Client, fail_overview: Callable[[BaseException], None]
 ) -> None:
-    async def broken() -> dict[str, Any]:
-        raise ConnectionError("database down")
-
-    service.overview = broken  # type: ignore[method-assign]
+    fail_overview(ConnectionError("database down"))
 
     response = await client.get("/metrics")
 
@@ -122,30 +129,18 @@ async def test_the_outbox_age_is_measured_from_the_oldest_unsent_row() -> None:
 
 
 async def test_metrics_show_active_backfills_and_queues(
-    client: Client, service: FakeService, probes: FakeProbes
+    client: Client, pool: Pool, probes: FakeProbes
 ) -> None:
-    service.active_progress = [
-        {
-            "id": 42,
-            "target_id": 1,
-            "team_id": 1,
-            "kind": "date_range",
-            "state": "paused",
-            "planning_done": True,
-            "rows_initial_count": None,
-            "rows_processed_count": 0,
-            "rows_ingested_count": 0,
-            "runs_total": 4,
-            "runs_completed": 1,
-            "runs_failed": 0,
-            "runs_cancelled": 0,
-        }
-    ]
+    backfill = await add_backfill(
+        pool, await add_target(pool), state=BackfillState.PAUSED, planning_done=True
+    )
+    await add_runs(pool, backfill["id"], [RunState.COMPLETED] + [RunState.PENDING] * 3)
     probes.consumers = 0
 
     got = samples(await (await client.get("/metrics")).text())
 
-    assert got[("backfill_active_progress_ratio", (("backfill_id", "42"),))] == 0.25
+    shown = (("backfill_id", str(backfill["id"])),)
+    assert got[("backfill_active_progress_ratio", shown)] == 0.25
     runs = (("queue", "backfills.runs"), ("role", "runs"))
     assert got[("backfill_queue_messages", runs)] == 12
     assert got[("backfill_queue_consumers", runs)] == 0

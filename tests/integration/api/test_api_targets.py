@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-from api_fakes import DATE_RANGE_TARGET, TABLE_TARGET, Client, FakeService
+import pytest
 
-from orchestrator.domain.specs import DateRangeTargetSpec, TableTargetSpec, TargetPatch
+from orchestrator.storage.database import Pool
+from tests.integration.api.bodies import DATE_RANGE_TARGET, TABLE_TARGET
+from tests.integration.api.conftest import Client
+from tests.integration.api.seed import add_target
+
+pytestmark = pytest.mark.usefixtures("orders_table")
 
 TARGET_FIELDS = {
     "id",
@@ -25,12 +30,10 @@ TARGET_FIELDS = {
 }
 
 
-async def test_create_table_target_answers_201_with_every_field(
-    client: Client, service: FakeService
-) -> None:
+async def test_create_table_target_answers_201_with_every_field(client: Client) -> None:
     response = await client.post("/v1/targets", json=TABLE_TARGET)
 
-    assert response.status == 201
+    assert response.status == 201, await response.text()
     body = await response.json()
     assert set(body) == TARGET_FIELDS
     assert body["id"] == 1
@@ -38,12 +41,12 @@ async def test_create_table_target_answers_201_with_every_field(
     assert body["tables"] == ["public.orders"]
     assert body["sink"] == TABLE_TARGET["sink"]
     assert body["handler"] is None
-    assert body["created_at"] == "2024-05-01T12:00:00+00:00"
+    assert body["created_at"] == body["updated_at"]
     assert response.headers["Location"] == "/v1/targets/1"
-    assert isinstance(service.calls[0][1]["spec"], TableTargetSpec)
+    assert await (await client.get("/v1/targets/1")).json() == body
 
 
-async def test_create_date_range_target(client: Client, service: FakeService) -> None:
+async def test_create_date_range_target(client: Client) -> None:
     response = await client.post("/v1/targets", json=DATE_RANGE_TARGET)
 
     assert response.status == 201
@@ -51,10 +54,11 @@ async def test_create_date_range_target(client: Client, service: FakeService) ->
     assert body["kind"] == "date_range"
     assert body["handler"] == DATE_RANGE_TARGET["handler"]
     assert body["interval_type"] == "hour"
-    assert isinstance(service.calls[0][1]["spec"], DateRangeTargetSpec)
+    assert body["variables"] == {"region": "eu"}
+    assert await (await client.get(f"/v1/targets/{body['id']}")).json() == body
 
 
-async def test_list_targets_pages_with_next_after(client: Client, service: FakeService) -> None:
+async def test_list_targets_pages_with_next_after(client: Client) -> None:
     for n in range(3):
         await client.post("/v1/targets", json={**TABLE_TARGET, "name": f"t{n}"})
 
@@ -67,12 +71,17 @@ async def test_list_targets_pages_with_next_after(client: Client, service: FakeS
     assert second["next_after"] is None
 
 
-async def test_list_targets_defaults_limit(client: Client, service: FakeService) -> None:
+async def test_list_targets_defaults_limit(client: Client, pool: Pool) -> None:
+    assert await (await client.get("/v1/targets")).json() == {"data": [], "next_after": None}
+    for n in range(51):
+        await add_target(pool, f"t{n:02}")
+
     response = await client.get("/v1/targets")
 
     assert response.status == 200
-    assert await response.json() == {"data": [], "next_after": None}
-    assert service.calls[-1] == ("list_targets", {"after": None, "limit": 50})
+    body = await response.json()
+    assert len(body["data"]) == 50
+    assert body["next_after"] == body["data"][-1]["id"]
 
 
 async def test_list_targets_rejects_bad_paging(client: Client) -> None:
@@ -85,7 +94,7 @@ async def test_list_targets_rejects_bad_paging(client: Client) -> None:
     assert all("pointer" not in e for e in body["errors"])
 
 
-async def test_get_target_by_id_and_by_name(client: Client, service: FakeService) -> None:
+async def test_get_target_by_id_and_by_name(client: Client) -> None:
     await client.post("/v1/targets", json=TABLE_TARGET)
 
     by_id = await client.get("/v1/targets/1")
@@ -93,8 +102,7 @@ async def test_get_target_by_id_and_by_name(client: Client, service: FakeService
 
     assert by_id.status == by_name.status == 200
     assert (await by_id.json()) == (await by_name.json())
-    lookups = [kwargs["target"] for name, kwargs in service.calls if name == "get_target"]
-    assert lookups == [1, TABLE_TARGET["name"]]
+    assert (await by_id.json())["id"] == 1
 
 
 async def test_get_unknown_target_is_404_problem(client: Client) -> None:
@@ -107,8 +115,8 @@ async def test_get_unknown_target_is_404_problem(client: Client) -> None:
     assert body["type"] == "https://backfill-orchestrator.dev/problems/not_found"
 
 
-async def test_patch_target(client: Client, service: FakeService) -> None:
-    await client.post("/v1/targets", json=TABLE_TARGET)
+async def test_patch_target(client: Client) -> None:
+    created = await (await client.post("/v1/targets", json=TABLE_TARGET)).json()
 
     response = await client.patch("/v1/targets/1", json={"chunk_size": 50, "max_attempts": 5})
 
@@ -116,10 +124,13 @@ async def test_patch_target(client: Client, service: FakeService) -> None:
     body = await response.json()
     assert body["chunk_size"] == 50
     assert body["max_attempts"] == 5
-    name, kwargs = service.calls[-1]
-    assert name == "update_target"
-    assert kwargs["target_id"] == 1
-    assert kwargs["patch"] == TargetPatch(chunk_size=50, max_attempts=5)
+    # Stored, and only the two fields changed.
+    stored = await (await client.get("/v1/targets/1")).json()
+    assert stored == body
+    unchanged = {k: v for k, v in created.items() if k not in {"chunk_size", "max_attempts"}}
+    assert {k: v for k, v in body.items() if k in unchanged and k != "updated_at"} == {
+        k: v for k, v in unchanged.items() if k != "updated_at"
+    }
 
 
 async def test_patch_by_name_is_404(client: Client) -> None:
@@ -138,7 +149,7 @@ async def test_patch_rejects_unknown_field(client: Client) -> None:
     assert errors == [{"pointer": "/kind", "message": "Extra inputs are not permitted"}]
 
 
-async def test_delete_target(client: Client, service: FakeService) -> None:
+async def test_delete_target(client: Client) -> None:
     await client.post("/v1/targets", json=TABLE_TARGET)
 
     response = await client.delete("/v1/targets/1")
