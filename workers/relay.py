@@ -5,15 +5,15 @@ Several relays may run (one per process): SKIP LOCKED gives each its own rows.""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
 
-import asyncpg
 import structlog
 
 from orchestrator import metrics
 from orchestrator.domain.outbox import OutboxMessage
 from orchestrator.messaging.broker import Broker
 from orchestrator.storage.commands import Outbox
+from orchestrator.storage.notifications import ChannelListener
 from workers.loop import every
 
 log = structlog.get_logger(__name__)
@@ -30,15 +30,16 @@ class OutboxRelay:
         batch: int = 200,
     ) -> None:
         self._outbox = outbox
-        self._listen_dsn = listen_dsn
         self._broker = broker
         self._poll = poll_seconds
         self._batch = batch
         self._wake = asyncio.Event()
-        self._listener: asyncpg.Connection[Any] | None = None
-
-    def _notified(self, *_: object) -> None:
-        self._wake.set()
+        # LISTEN wakes the relay within milliseconds of a commit; the poll is the fallback
+        # while the listening connection is down (a lost connection wakes it too, so rows
+        # committed meanwhile go out at once).
+        self._listener = ChannelListener(
+            listen_dsn, "backfill_outbox", self._wake.set, failure_event="outbox_listen_failed"
+        )
 
     async def drain(self) -> int:
         """Publishes until the outbox is empty; returns how many were sent."""
@@ -63,40 +64,15 @@ class OutboxRelay:
             )
         )
 
-    async def _listen(self) -> None:
-        # LISTEN wakes the relay within milliseconds of a commit; the poll is the fallback
-        # while the listening connection is down. The connection is its own, not the pool's:
-        # it is held for the life of the process, and closing it ends the LISTEN.
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        conn = await asyncpg.connect(self._listen_dsn, timeout=5)
-        try:
-            await conn.add_listener("backfill_outbox", self._notified)
-        except BaseException:
-            conn.terminate()
-            raise
-        self._listener = conn
-
     async def _step(self) -> None:
-        try:
-            await self._listen()
-        except Exception:
-            log.warning("outbox_listen_failed")
         await self.drain()
 
     async def run(self, stop: asyncio.Event) -> None:
+        listening = asyncio.create_task(self._listener.keep_listening(), name="outbox_listener")
         try:
             await every(self._poll, stop, "outbox_relay", self._step, wake=self._wake)
         finally:
-            await self._close_listener()
-
-    async def _close_listener(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is None or listener.is_closed():
-            return
-        try:
-            # A shutdown must never wait on a connection that stopped answering.
-            async with asyncio.timeout(2):
-                await listener.close()
-        except (Exception, asyncio.CancelledError):
-            listener.terminate()
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+            await self._listener.close()
