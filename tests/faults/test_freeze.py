@@ -58,17 +58,31 @@ async def freeze_between_batches(
     the source table until the worker's next read waits for it, freezes the worker there and
     lets the read finish; if another of its sessions was inside a transaction just then, it
     thaws the worker and tries again at the next batch."""
+    still: list[dict[str, Any]] = []
+
+    async def settled() -> bool:
+        # The read finishes once the lock is gone; other sessions are what they were. A
+        # session can also stay "active" waiting on the frozen client (ClientRead): the
+        # lock was taken while the statement was being parsed (the same-database range
+        # statement, INSERT ... SELECT FROM src, is parsed on its first use) and the rest
+        # of the protocol exchange waits for the client. Nothing more runs server-side
+        # there, and it is inside a transaction, so the check below thaws and retries.
+        still[:] = [
+            dict(s)
+            for s in await proc.sessions(db)
+            if s["state"] == "active" and s["wait_event"] != "ClientRead"
+        ]
+        return not still
+
     for _ in range(tries):
         async with db.transaction():
             await db.execute(f"LOCK TABLE {source} IN ACCESS EXCLUSIVE MODE")
             await freeze_on_a_lock(proc, db, f"its read of {source}")
 
-        async def settled() -> bool:
-            # The read finishes once the lock is gone; other sessions are what they were.
-            sessions = await proc.sessions(db)
-            return not any(s["state"] == "active" for s in sessions)
-
-        await wait_until(settled, what=f"the frozen {proc.name}'s statements to finish")
+        try:
+            await wait_until(settled, what=f"the frozen {proc.name}'s statements to finish")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; still active: {still}") from None
         if not await proc.in_transaction(db):
             return
         proc.thaw()
