@@ -35,7 +35,7 @@ class SourceGrantList(BaseModel):
 @routes.get("/v1/sources")
 async def list_sources(request: web.Request) -> web.Response:
     principal = require(request, Scope.ADMIN)
-    grants = await request.app[USECASES_KEY].grants.repo.list(principal.team_id)
+    grants = await request.app[USECASES_KEY].grants.granted(principal.team_id)
     return json_response(
         SourceGrantList(
             data=[SourceGrantOut.model_validate(g.model_dump(exclude={"team_id"})) for g in grants]

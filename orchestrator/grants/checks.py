@@ -78,6 +78,10 @@ class GrantChecker:
     def __init__(self, repo: GrantStore) -> None:
         self.repo = repo
 
+    async def granted(self, team_id: int) -> list[SourceGrant]:
+        """What an operator granted the team, source by source (GET /v1/sources)."""
+        return await self.repo.list(team_id)
+
     async def check(self, team_id: int, needs: Iterable[DataNeed]) -> dict[str, SourceGrant]:
         """The team's grants on the sources `needs` name; NotGranted (403) naming every need
         outside them."""
