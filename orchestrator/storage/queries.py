@@ -10,6 +10,11 @@ statements stay as fast as hand-written ones:
   name must be a state of that machine);
 - `{run.ACTIVE}`, `{backfill.DISPATCHABLE}`: a set of states, rendered `('queued',
   'running')`, read from the domain's `RUN_ACTIVE`, `BACKFILL_DISPATCHABLE` and so on.
+
+A piece of SQL several statements must share word for word (what a claim writes on a run,
+say) is a part: `-- part: claim_lease` opens it like a block, and `{part.claim_lease}` on a
+line of its own includes it there, indented as the placeholder is. Parts are not statements
+(`q()` does not find them); a part used nowhere, or used but missing, is an error at load.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from importlib import resources
 
 from orchestrator.domain import states
 
-_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_NAME = re.compile(r"^--\s*(name|part):\s*(\w+)\s*$", re.MULTILINE)
+_PART = re.compile(r"^([ \t]*)\{part\.(\w+)\}[ \t]*$", re.MULTILINE)
 _STATE = re.compile(r"\{(run|backfill)\.(\w+)\}")
 _MACHINES: dict[str, type[StrEnum]] = {"run": states.RunState, "backfill": states.BackfillState}
 
@@ -54,17 +60,45 @@ def _files() -> list[tuple[str, str]]:
     )
 
 
+def _include(blocks: dict[str, str], parts: dict[str, str], used: set[str]) -> dict[str, str]:
+    def part(match: re.Match[str]) -> str:
+        indent, name = match.group(1), match.group(2)
+        if name not in parts:
+            raise RuntimeError(f"SQL part {name!r} is used but not defined")
+        used.add(name)
+        return "\n".join(indent + line if line else line for line in parts[name].splitlines())
+
+    return {name: _PART.sub(part, body) for name, body in blocks.items()}
+
+
+def parse(files: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The named statements of `files` (file name, text), parts included, states rendered."""
+    blocks: dict[str, str] = {}
+    parts: dict[str, str] = {}
+    for filename, text in files:
+        pieces = _NAME.split(text)
+        # pieces: [preamble, kind1, name1, body1, kind2, name2, body2, ...]
+        for kind, name, body in zip(pieces[1::3], pieces[2::3], pieces[3::3], strict=True):
+            if name in blocks or name in parts:
+                raise RuntimeError(f"SQL block {name!r} is named twice (again in {filename})")
+            if kind == "part":
+                # A part's opening comment says what it is; it is not copied into statements.
+                lines = body.strip().splitlines()
+                while lines and lines[0].startswith("--"):
+                    lines.pop(0)
+                parts[name] = render("\n".join(lines))
+            else:
+                blocks[name] = render(body.strip())
+    used: set[str] = set()
+    blocks = _include(blocks, parts, used)
+    if unused := sorted(set(parts) - used):
+        raise RuntimeError(f"SQL parts used nowhere: {unused}")
+    return blocks
+
+
 @cache
 def _load() -> dict[str, str]:
-    blocks: dict[str, str] = {}
-    for filename, text in _files():
-        parts = _NAME.split(text)
-        # parts: [preamble, name1, body1, name2, body2, ...]
-        for name, body in zip(parts[1::2], parts[2::2], strict=True):
-            if name in blocks:
-                raise RuntimeError(f"SQL block {name!r} is named twice (again in {filename})")
-            blocks[name] = render(body.strip())
-    return blocks
+    return parse(_files())
 
 
 def q(name: str) -> str:

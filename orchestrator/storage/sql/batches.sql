@@ -12,6 +12,19 @@ WHERE b.id = ANY($1::bigint[])
 ORDER BY b.id
 FOR UPDATE OF b;
 
+-- part: claim_lease
+-- What a claim writes on each run it takes from pending ($4 the lease in seconds, $5 the
+-- worker): the same for a worker taking runs itself and for a batch that claims and queues.
+state = {run.running},
+attempt = t.attempt + 1,
+lease_token = gen_random_uuid(),
+lease_expires_at = now() + make_interval(secs => $4),
+worker_id = $5,
+queued_at = now(),
+started_at = coalesce(t.started_at, clock_timestamp()),
+error = NULL,
+updated_at = now()
+
 -- name: claim_queued_runs
 -- Up to $3 queued runs of the backfill, oldest first, or with $2 <> 0 only that run (the
 -- one a dispatch message named), each with a lease token of its own. Caller holds the
@@ -47,15 +60,7 @@ picked AS (
     LIMIT least($3, $6, greatest(0, $2 - (SELECT n FROM active)))
     FOR UPDATE SKIP LOCKED)
 UPDATE transfer_runs t SET
-    state = {run.running},
-    attempt = t.attempt + 1,
-    lease_token = gen_random_uuid(),
-    lease_expires_at = now() + make_interval(secs => $4),
-    worker_id = $5,
-    queued_at = now(),
-    started_at = coalesce(t.started_at, clock_timestamp()),
-    error = NULL,
-    updated_at = now()
+    {part.claim_lease}
 FROM picked
 WHERE t.id = picked.id
 RETURNING t.*;
@@ -214,15 +219,7 @@ numbered AS (
     FROM locked),
 claimed AS (
     UPDATE transfer_runs t SET
-        state = {run.running},
-        attempt = t.attempt + 1,
-        lease_token = gen_random_uuid(),
-        lease_expires_at = now() + make_interval(secs => $4),
-        worker_id = $5,
-        queued_at = now(),
-        started_at = coalesce(t.started_at, clock_timestamp()),
-        error = NULL,
-        updated_at = now()
+        {part.claim_lease}
     FROM numbered WHERE t.id = numbered.id AND numbered.n <= numbered.want
     RETURNING t.*),
 queued AS (

@@ -1,0 +1,55 @@
+"""Named SQL parts (storage/queries.py): a piece several statements share word for word is
+written once and included where the statements need it."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.storage.queries import parse
+
+SQL = """-- name: one
+UPDATE t SET
+    {part.lease}
+WHERE id = $1;
+
+-- part: lease
+-- what a claim writes
+state = {run.running},
+worker_id = $2
+
+-- name: two
+WITH x AS (
+    UPDATE t SET
+        {part.lease}
+    RETURNING *)
+SELECT * FROM x;
+"""
+
+
+def test_a_part_is_included_where_it_is_named_at_the_placeholders_indent() -> None:
+    blocks = parse([("a.sql", SQL)])
+    assert blocks["one"] == (
+        "UPDATE t SET\n    state = 'running',\n    worker_id = $2\nWHERE id = $1;"
+    )
+    assert "        state = 'running',\n        worker_id = $2\n    RETURNING" in blocks["two"]
+
+
+def test_a_part_is_not_a_statement_and_its_comment_is_not_copied() -> None:
+    blocks = parse([("a.sql", SQL)])
+    assert set(blocks) == {"one", "two"}
+    assert "what a claim writes" not in blocks["one"]
+
+
+def test_a_missing_part_fails_at_load() -> None:
+    with pytest.raises(RuntimeError, match="'nope' is used but not defined"):
+        parse([("a.sql", "-- name: one\nSELECT\n    {part.nope}\n")])
+
+
+def test_an_unused_part_fails_at_load() -> None:
+    with pytest.raises(RuntimeError, match="used nowhere"):
+        parse([("a.sql", "-- name: one\nSELECT 1;\n\n-- part: spare\nx = 1\n")])
+
+
+def test_a_part_and_a_statement_cannot_share_a_name() -> None:
+    with pytest.raises(RuntimeError, match="named twice"):
+        parse([("a.sql", "-- name: one\nSELECT 1;\n"), ("b.sql", "-- part: one\nx = 1\n")])
