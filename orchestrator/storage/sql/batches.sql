@@ -102,10 +102,11 @@ WITH share AS (
     SELECT least(b.max_active_runs,
                  greatest(1, floor($2::numeric * b.priority / sum(o.priority)))::integer) AS n
     FROM backfills b
+    -- Backfills with runs pending, queued or running, told from their own counters (every
+    -- run planned is counted once it ends): one row read per working backfill, where
+    -- probing each one's runs grew with the runs it had already ended.
     JOIN backfills o ON o.state IN {backfill.DISPATCHABLE}
-      AND (o.id = b.id OR EXISTS (
-          SELECT 1 FROM transfer_runs r
-          WHERE r.backfill_id = o.id AND r.state IN {run.UNFINISHED}))
+      AND (o.id = b.id OR o.runs_created > o.runs_completed + o.runs_failed + o.runs_cancelled)
     WHERE b.id = $1
     GROUP BY b.priority, b.max_active_runs),
 active AS (
@@ -160,15 +161,15 @@ SELECT * FROM counted;
 -- the queued runs of each beyond its share given back.
 WITH working AS (
     SELECT coalesce(sum(o.priority), 0) AS priorities FROM backfills o
+    -- Runs pending, queued or running, told from the backfill's counters (see
+    -- share_of_capacity).
     WHERE o.state IN {backfill.DISPATCHABLE}
-      AND EXISTS (SELECT 1 FROM transfer_runs r
-                  WHERE r.backfill_id = o.id AND r.state IN {run.UNFINISHED})),
+      AND o.runs_created > o.runs_completed + o.runs_failed + o.runs_cancelled),
 share AS (
     SELECT b.id, least(b.max_active_runs, greatest(1, floor(
                $2::numeric * b.priority / greatest(1, w.priorities + CASE
-                   WHEN EXISTS (SELECT 1 FROM transfer_runs r
-                                WHERE r.backfill_id = b.id
-                                  AND r.state IN {run.UNFINISHED})
+                   WHEN b.state IN {backfill.DISPATCHABLE} AND (
+                       b.runs_created > b.runs_completed + b.runs_failed + b.runs_cancelled)
                    THEN 0 ELSE b.priority END)))::integer) AS n
     FROM backfills b CROSS JOIN working w
     WHERE b.id = ANY($1::bigint[])),

@@ -48,10 +48,9 @@ RETURNING id;
 -- priorities of every backfill with work queued, running or due (itself included).
 SELECT greatest(1, floor($2::numeric * b.priority / sum(o.priority)))::integer
 FROM backfills b
+-- Work queued, running or due, told from the counters (see share_of_capacity).
 JOIN backfills o ON o.state IN {backfill.DISPATCHABLE}
-  AND (o.id = b.id OR EXISTS (
-      SELECT 1 FROM transfer_runs r
-      WHERE r.backfill_id = o.id AND r.state IN {run.UNFINISHED}))
+  AND (o.id = b.id OR o.runs_created > o.runs_completed + o.runs_failed + o.runs_cancelled)
 WHERE b.id = $1
 GROUP BY b.priority;
 
