@@ -127,6 +127,12 @@ class Executor:
         at = self._claimed.pop(run_id, None)
         return at is not None and time.monotonic() - at < _REMEMBER_SECONDS
 
+    def was_claimed_here(self, run_id: int) -> bool:
+        """claimed_here without forgetting: for a message waiting for a slot, which a batch
+        may make moot by claiming its run meanwhile."""
+        at = self._claimed.get(run_id)
+        return at is not None and time.monotonic() - at < _REMEMBER_SECONDS
+
     def _lease_claim(self, want: int, named: int = 0) -> Claim:
         return Claim(want, self._settings.lease_seconds, self._worker_id, named)
 
@@ -150,6 +156,9 @@ class Executor:
             self._running[run_id] = task
             self._spawned.add(task)
             task.add_done_callback(self._spawned.discard)
+        if claimed:
+            # A message waiting for a slot may name one of these runs: it can stop waiting.
+            self.free.poke()
 
     async def _run_claimed(self, claimed: ClaimedRun) -> None:
         try:
@@ -178,12 +187,21 @@ class Executor:
                 handed += 1
         # Dispatch messages waiting for a slot go first: their runs were queued by the
         # dispatch policy (fair share, priority), and a worker refilling its own slots
-        # would otherwise keep them waiting.
-        want = max(0, handed - self.free.waiting) if self._take_more and not self._draining else 0
+        # would otherwise keep them waiting. The batch claims such queued runs itself (one
+        # transaction instead of one per message); its own backfills' pending runs get only
+        # the slots no waiting message could take.
+        take = self._take_more and not self._draining
+        waiting = self.free.waiting
+        claim = Claim(
+            handed if take else 0,
+            self._settings.lease_seconds,
+            self._worker_id,
+            queued_first=waiting > 0,
+            own=max(0, handed - waiting),
+        )
         try:
             done, claimed = await self._retrying(
-                lambda: self._batches.complete_runs(completions, self._lease_claim(want)),
-                "complete_runs",
+                lambda: self._batches.complete_runs(completions, claim), "complete_runs"
             )
         except BaseException:
             self.free.give(handed)

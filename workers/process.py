@@ -89,7 +89,15 @@ class Worker:
             await message.ack()
             return
         # Holding the message until a slot is free keeps prefetch as the real backlog bound.
-        reserved = await self.executor.free.take_some()
+        # Meanwhile a batch of completions may claim its run (claim_queued_anywhere).
+        reserved = await self.executor.free.take_some(
+            lambda: self.executor.was_claimed_here(dispatch.run_id)
+        )
+        if reserved == 0 or self.executor.was_claimed_here(dispatch.run_id):
+            self.executor.claimed_here(dispatch.run_id)  # forgotten: its message is done
+            self.executor.free.give(reserved)
+            await message.ack()
+            return
         if self._stop.is_set():
             # Stopping: a message that waited for a slot must not start a run now.
             self.executor.free.give(reserved)

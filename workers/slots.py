@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class Slots:
@@ -22,16 +23,24 @@ class Slots:
         self._free -= n
         return n
 
-    async def take_some(self) -> int:
-        """Waits until a slot is free, then takes every free one; returns how many."""
+    async def take_some(self, moot: Callable[[], bool] | None = None) -> int:
+        """Waits until a slot is free, then takes every free one; returns how many. Returns
+        0 at once when `moot()` turns true meanwhile (checked whenever `poke` is called):
+        what the caller waited for was done another way."""
         self.waiting += 1
         try:
             while self._free <= 0:
+                if moot is not None and moot():
+                    return 0
                 self._changed.clear()
                 await self._changed.wait()
         finally:
             self.waiting -= 1
         return self.take(self._free)
+
+    def poke(self) -> None:
+        """Wakes the waiters to check whether they still need to wait."""
+        self._changed.set()
 
     def give(self, n: int) -> None:
         if n > 0:

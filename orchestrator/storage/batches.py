@@ -25,12 +25,19 @@ from orchestrator.storage.queries import q
 class Claim:
     """What a worker takes in a transaction: up to `want` runs, each under a lease of
     `lease` seconds. With `named`, the run a dispatch message named (if still queued) and
-    pending runs that have no message; without, pending runs and then queued ones."""
+    pending runs that have no message; without, pending runs and then queued ones.
+
+    `queued_first` (a batch of completions whose worker has dispatch messages waiting for a
+    slot): the freed slots go first to queued runs of any backfill, oldest first, which is
+    what those messages would claim one transaction each; only `own` of them go to pending
+    runs of the ended runs' backfills, so runs queued earlier do not wait behind them."""
 
     want: int
     lease: float
     worker_id: str
     named: int = 0
+    queued_first: bool = False
+    own: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,28 @@ async def _claim_queued(
     )
 
 
+async def _claim_queued_anywhere(conn: Conn, claim: Claim, most: int) -> list[ClaimedRun]:
+    """claim_queued_anywhere, with each run's backfill (locked by the claim) and target, and
+    the backfills that start with these runs marked started."""
+    runs = await conn.fetch(q("claim_queued_anywhere"), most, claim.lease, claim.worker_id)
+    if not runs:
+        return []
+    ids = sorted({r["backfill_id"] for r in runs})
+    # Locked by this transaction already (the claim locked them): this only reads them.
+    backfills = {b["id"]: b for b in await conn.fetch(q("lock_backfills_with_targets"), ids)}
+    for backfill_id, b in backfills.items():
+        if b["started_at"] is None or b["state"] == BackfillState.SCHEDULED:
+            await conn.fetchrow(q("mark_backfill_started_once"), backfill_id)
+    return [
+        ClaimedRun(
+            TransferRun.from_row(r),
+            BackfillRow.from_row(backfills[r["backfill_id"]]),
+            _target(backfills[r["backfill_id"]]),
+        )
+        for r in runs
+    ]
+
+
 def _claimed(
     backfill: asyncpg.Record, target: Target | None, runs: list[asyncpg.Record]
 ) -> list[ClaimedRun]:
@@ -188,6 +217,10 @@ class Batches:
                 )
                 ended[row["id"]] = len(row["ended_ids"])
                 current[row["id"]] = await maybe_finish(conn, row)
+            if claim is not None and claim.queued_first and want > 0:
+                taken = await _claim_queued_anywhere(conn, claim, want)
+                claimed += taken
+                want = min(want - len(taken), want if claim.own is None else claim.own)
             # Each backfill's ended runs are replaced one for one, so runs stay spread over
             # the workers the way their messages first spread them.
             wants: dict[int, int] = {}

@@ -234,3 +234,48 @@ sent AS (
     FROM queued
     RETURNING 1)
 SELECT * FROM claimed;
+
+-- name: claim_queued_anywhere
+-- Up to $1 queued runs of any date-range backfills, oldest queued first, for a worker whose
+-- slots would otherwise wait for their dispatch messages: the runs were queued by the
+-- dispatch policy (limits, fair share, throttle), so taking them keeps its order, and the
+-- messages still on their way find them claimed. Only runs queued before the oldest queued
+-- table run are taken (a table run is taken by its own message only): a worker's batches
+-- never keep a table run's message waiting behind younger runs. Each run's backfill is
+-- locked first and must be dispatchable under that lock, as in every claim; a backfill
+-- another transaction holds (a cancel, say) is skipped, so this never waits and cannot
+-- deadlock with the backfill locks the caller holds. ($2 the lease in seconds, $3 the
+-- worker.)
+WITH candidates AS MATERIALIZED (
+    SELECT t.id, t.backfill_id, t.queued_at, b.kind FROM transfer_runs t
+    JOIN backfills b ON b.id = t.backfill_id
+    WHERE t.state = {run.queued}
+    ORDER BY t.queued_at
+    LIMIT $1),
+takeable AS MATERIALIZED (
+    SELECT id, backfill_id FROM candidates
+    WHERE queued_at < coalesce(
+        (SELECT min(queued_at) FROM candidates WHERE kind = 'table'), 'infinity')),
+lockable AS MATERIALIZED (
+    SELECT b.id FROM backfills b
+    WHERE b.id IN (SELECT backfill_id FROM takeable)
+      AND b.state IN {backfill.DISPATCHABLE}
+    ORDER BY b.id
+    FOR UPDATE SKIP LOCKED),
+picked AS MATERIALIZED (
+    SELECT t.id FROM transfer_runs t
+    JOIN takeable c ON c.id = t.id
+    WHERE c.backfill_id IN (SELECT id FROM lockable) AND t.state = {run.queued}
+    FOR UPDATE OF t SKIP LOCKED)
+UPDATE transfer_runs t SET
+    state = {run.running},
+    attempt = t.attempt + 1,
+    lease_token = gen_random_uuid(),
+    lease_expires_at = now() + make_interval(secs => $2),
+    worker_id = $3,
+    started_at = coalesce(t.started_at, clock_timestamp()),
+    error = NULL,
+    updated_at = now()
+FROM picked
+WHERE t.id = picked.id
+RETURNING t.*;
