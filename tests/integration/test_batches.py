@@ -72,6 +72,52 @@ async def test_a_completion_batch_spans_backfills_fences_each_run_and_refills(
     assert still == "running", "a completion with another lease's token changed the run"
 
 
+async def test_a_batch_with_messages_waiting_claims_queued_runs_oldest_first(
+    ctx: Context, db: Any
+) -> None:
+    for name in ("qa", "qb", "qc"):
+        await date_range_target(ctx, name, {"type": "noop"}, max_active_runs=2)
+    first = await planned(ctx, "qa", "2024-01-01", "2024-01-05")
+    second = await planned(ctx, "qb", "2024-01-01", "2024-01-05")
+    gone = await planned(ctx, "qc", "2024-01-01", "2024-01-05")
+    # The second backfill's runs were queued first; the cancelled one's are cancelled.
+    await db.execute(
+        "UPDATE transfer_runs SET queued_at = queued_at - interval '1 minute'"
+        " WHERE backfill_id = $1 AND state = 'queued'",
+        second,
+    )
+    await ctx.usecases.backfills.cancel(gone, team_id=1)
+    batches = Batches(ctx.pool)
+    first_queued = await db.fetch(
+        "SELECT id FROM transfer_runs WHERE backfill_id = $1 AND state = 'queued' ORDER BY seq",
+        first,
+    )
+    (running,) = await batches.claim_runs(first, claim(1, named=first_queued[0]["id"]))
+    assert running.run.lease_token is not None
+    ended = Completion(running.run.id, first, running.run.lease_token, 0, 0)
+    wanted = Claim(2, 30.0, "tester", queued_first=True, own=0)
+    done, refill = await batches.complete_runs([ended], wanted)
+    assert set(done) == {running.run.id}
+    taken = {(c.run.backfill_id, c.run.seq) for c in refill}
+    # Oldest queued first: both of the second backfill's, not the first's younger one; no
+    # pending run of the ended run's backfill (`own` is 0), none of the cancelled one.
+    assert taken == {(second, 0), (second, 1)}
+    assert all(c.run.state == "running" and c.run.lease_token for c in refill)
+    assert all(c.target is not None and c.backfill.id == c.run.backfill_id for c in refill)
+    # The first backfill was dispatched again within its limit: its third run is queued.
+    states = dict(
+        await db.fetch(
+            "SELECT seq, state FROM transfer_runs WHERE backfill_id = $1 AND seq <= 3", first
+        )
+    )
+    assert states == {0: "completed", 1: "queued", 2: "queued", 3: "pending"}
+    late = await db.fetchval(
+        "SELECT count(*) FROM transfer_runs WHERE backfill_id = $1 AND started_at IS NOT NULL",
+        gone,
+    )
+    assert late == 0
+
+
 async def test_nothing_is_claimed_for_a_cancelled_backfill(ctx: Context, db: Any) -> None:
     await date_range_target(ctx, "c", {"type": "noop"}, max_active_runs=2)
     backfill = await planned(ctx, "c", "2024-01-01", "2024-01-10")
