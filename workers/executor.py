@@ -185,19 +185,22 @@ class Executor:
             if c.run_id in self._holding:
                 self._holding.discard(c.run_id)
                 handed += 1
-        # Dispatch messages waiting for a slot go first: their runs were queued by the
-        # dispatch policy (fair share, priority), and a worker refilling its own slots
-        # would otherwise keep them waiting. The batch claims such queued runs itself (one
-        # transaction instead of one per message); its own backfills' pending runs get only
-        # the slots no waiting message could take.
+        # Queued runs go first: the dispatch policy (fair share, priority) queued them, and
+        # a worker refilling its own slots would otherwise keep them waiting. The batch
+        # claims them itself, oldest first (one statement instead of a claim transaction
+        # per message); its own backfills' pending runs get only the slots that the
+        # messages waiting here could not take. While messages wait, this worker is
+        # behind the queue: the runs its batch queues need no message of their own (a
+        # message, a publish and a delivery per run), its next batches take them.
         take = self._take_more and not self._draining
         waiting = self.free.waiting
         claim = Claim(
             handed if take else 0,
             self._settings.lease_seconds,
             self._worker_id,
-            queued_first=waiting > 0,
+            queued_first=True,
             own=max(0, handed - waiting),
+            announce=waiting == 0 or not take,
         )
         try:
             done, claimed = await self._retrying(

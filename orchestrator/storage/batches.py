@@ -27,10 +27,10 @@ class Claim:
     `lease` seconds. With `named`, the run a dispatch message named (if still queued) and
     pending runs that have no message; without, pending runs and then queued ones.
 
-    `queued_first` (a batch of completions whose worker has dispatch messages waiting for a
-    slot): the freed slots go first to queued runs of any backfill, oldest first, which is
-    what those messages would claim one transaction each; only `own` of them go to pending
-    runs of the ended runs' backfills, so runs queued earlier do not wait behind them."""
+    `queued_first` (a batch of completions): the freed slots go first to queued runs of any
+    backfill, oldest first, which is what their messages would claim one transaction each;
+    only `own` of them go to pending runs of the ended runs' backfills, so runs queued
+    earlier do not wait behind them."""
 
     want: int
     lease: float
@@ -38,6 +38,8 @@ class Claim:
     named: int = 0
     queued_first: bool = False
     own: int | None = None
+    # False: runs a batch queues get no dispatch message (see claim_and_queue_many).
+    announce: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ async def dispatch_claiming(
             [max(0, direct)],
             claim.lease if claim is not None else None,
             claim.worker_id if claim is not None else None,
+            True,
         )
     else:
         claimed += await _throttled(conn, backfill, capacity, claim, direct)
@@ -267,6 +270,7 @@ class Batches:
             takes,
             claim.lease if claim is not None else None,
             claim.worker_id if claim is not None else None,
+            claim is None or claim.announce,
         )
         for r in rows:
             out.setdefault(r["backfill_id"], []).append(r)

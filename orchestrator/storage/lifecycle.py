@@ -71,9 +71,9 @@ async def dispatch_limits(
     The caller holds the backfill lock."""
     limit = backfill["max_active_runs"]
     if capacity is not None:
-        share = await conn.fetchval(q("fair_share"), backfill["id"], capacity)
+        # The share, with the queued runs beyond it given back, in one statement.
+        share = await conn.fetchval(q("share_of_capacity"), backfill["id"], capacity)
         limit = min(limit, share or limit)
-        await conn.fetch(q("unqueue_excess"), backfill["id"], limit)
     allowed = UNTHROTTLED
     if backfill["max_runs_per_minute"] is not None:
         # Whole tokens only; the rest accrues, and the dispatch sweep comes back for it.

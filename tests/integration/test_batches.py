@@ -12,6 +12,7 @@ import pytest
 from orchestrator.context import Context
 from orchestrator.settings import Settings
 from orchestrator.storage.batches import Batches, Claim, Completion
+from orchestrator.storage.queries import q
 from tests.conftest import RunningWorker, make_settings
 from tests.faults.checker import check_date_range_backfill
 from tests.faults.scenario import date_range_target, start_backfill
@@ -116,6 +117,24 @@ async def test_a_batch_with_messages_waiting_claims_queued_runs_oldest_first(
         gone,
     )
     assert late == 0
+
+
+async def test_the_capacity_rounding_down_leaves_goes_to_the_largest_remainders(
+    ctx: Context, db: Any
+) -> None:
+    ids = []
+    for name, priority in (("ra", 5), ("rb", 5), ("rc", 5), ("rd", 1)):
+        await date_range_target(ctx, name, {"type": "noop"}, max_active_runs=8)
+        ids.append(await planned(ctx, name, "2024-01-01", "2024-01-20", priority=priority))
+    # A capacity of 10 over priorities 5, 5, 5, 1: 3.125 each and 0.625, rounded down to
+    # 3, 3, 3 and 0; the one run left goes to the largest remainder, the smallest backfill,
+    # which would get at least one anyway. Ten runs at once, as the capacity says.
+    shares = dict(list(r.values()) for r in await db.fetch(q("shares_of_capacity"), ids, 10))
+    assert shares == dict(zip(ids, [3, 3, 3, 1], strict=True))
+    # 11: 3.4375 three times and 0.6875, rounded down to 9; of the two runs left, one goes
+    # to the largest remainder (the smallest backfill), one to the oldest of the equal ones.
+    shares = dict(list(r.values()) for r in await db.fetch(q("shares_of_capacity"), ids, 11))
+    assert shares == dict(zip(ids, [4, 3, 3, 1], strict=True))
 
 
 async def test_nothing_is_claimed_for_a_cancelled_backfill(ctx: Context, db: Any) -> None:

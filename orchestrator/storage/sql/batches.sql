@@ -95,20 +95,40 @@ SELECT 'run.dispatch',
        jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', $1::bigint)
 FROM unnest($2::bigint[]) AS id;
 
+-- part: fair_shares
+-- The shares of the dispatch capacity ($2) of the backfills in `asked` (a CTE of ids the
+-- including statement defines first): `share` (id, n). Every backfill with work (runs
+-- pending, queued or running, told from its own counters: one row each, where probing its
+-- runs grew with the runs it had ended) and each asked one gets capacity x priority / the
+-- sum of their priorities, rounded down; what rounding down leaves of the capacity goes one
+-- run each to the largest remainders (then the oldest backfills), so ten equal backfills
+-- of a capacity of 16 run 16 runs at once, not 10. At least one each, at most its
+-- max_active_runs.
+working AS (
+    SELECT o.id, o.priority FROM backfills o
+    WHERE o.state IN {backfill.DISPATCHABLE}
+      AND (o.runs_created > o.runs_completed + o.runs_failed + o.runs_cancelled
+           OR o.id IN (SELECT id FROM asked))),
+share_quota AS (
+    SELECT id, $2::numeric * priority / sum(priority) OVER () AS exact FROM working),
+share_ranked AS (
+    SELECT id, floor(exact)::integer AS base,
+           row_number() OVER (ORDER BY exact - floor(exact) DESC, id) AS k
+    FROM share_quota),
+share_spare AS (
+    SELECT $2 - sum(base) AS n FROM share_ranked),
+share AS (
+    SELECT b.id, least(b.max_active_runs, greatest(1, r.base
+               + CASE WHEN r.k <= (SELECT n FROM share_spare) THEN 1 ELSE 0 END))::integer AS n
+    FROM backfills b JOIN share_ranked r ON r.id = b.id
+    WHERE b.id IN (SELECT id FROM asked)),
+
 -- name: share_of_capacity
--- fair_share and unqueue_excess in one statement: the backfill's share of the capacity
--- ($2), and its latest queued runs beyond min(share, max_active_runs) given back.
-WITH share AS (
-    SELECT least(b.max_active_runs,
-                 greatest(1, floor($2::numeric * b.priority / sum(o.priority)))::integer) AS n
-    FROM backfills b
-    -- Backfills with runs pending, queued or running, told from their own counters (every
-    -- run planned is counted once it ends): one row read per working backfill, where
-    -- probing each one's runs grew with the runs it had already ended.
-    JOIN backfills o ON o.state IN {backfill.DISPATCHABLE}
-      AND (o.id = b.id OR o.runs_created > o.runs_completed + o.runs_failed + o.runs_cancelled)
-    WHERE b.id = $1
-    GROUP BY b.priority, b.max_active_runs),
+-- The backfill's share of the capacity ($2, see fair_shares), and its latest queued runs
+-- beyond it given back (their dispatch messages then claim nothing, and the share goes to
+-- the others), in one statement.
+WITH asked AS (SELECT $1::bigint AS id),
+{part.fair_shares}
 active AS (
     SELECT count(*) AS n FROM transfer_runs
     WHERE backfill_id = $1 AND state IN {run.ACTIVE}),
@@ -159,20 +179,8 @@ SELECT * FROM counted;
 -- name: shares_of_capacity
 -- share_of_capacity for several backfills (their locks held): (id, share) of each, and
 -- the queued runs of each beyond its share given back.
-WITH working AS (
-    SELECT coalesce(sum(o.priority), 0) AS priorities FROM backfills o
-    -- Runs pending, queued or running, told from the backfill's counters (see
-    -- share_of_capacity).
-    WHERE o.state IN {backfill.DISPATCHABLE}
-      AND o.runs_created > o.runs_completed + o.runs_failed + o.runs_cancelled),
-share AS (
-    SELECT b.id, least(b.max_active_runs, greatest(1, floor(
-               $2::numeric * b.priority / greatest(1, w.priorities + CASE
-                   WHEN b.state IN {backfill.DISPATCHABLE} AND (
-                       b.runs_created > b.runs_completed + b.runs_failed + b.runs_cancelled)
-                   THEN 0 ELSE b.priority END)))::integer) AS n
-    FROM backfills b CROSS JOIN working w
-    WHERE b.id = ANY($1::bigint[])),
+WITH asked AS (SELECT unnest($1::bigint[]) AS id),
+{part.fair_shares}
 active AS (
     SELECT backfill_id, count(*) AS n FROM transfer_runs
     WHERE backfill_id = ANY($1::bigint[]) AND state IN {run.ACTIVE}
@@ -199,6 +207,10 @@ SELECT id, n FROM share;
 -- the calling worker, the rest are queued with a run.dispatch message each. Returns the
 -- claimed runs. One round trip whatever the number of backfills. (Throttled backfills take
 -- claim_pending_runs and queue_runs, which say how many runs started, for the token bucket.)
+-- With $6 false the queued runs get no message: the calling worker is behind the queue
+-- already (dispatch messages wait for its slots), and its batches take queued runs oldest
+-- first (claim_queued_anywhere); should it stop first, the stale-dispatch sweep publishes
+-- their messages.
 WITH req AS (
     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::integer[]) AS r(backfill_id, lim, want)),
 active AS (
@@ -232,6 +244,7 @@ sent AS (
     SELECT 'run.dispatch',
            jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', backfill_id)
     FROM queued
+    WHERE $6
     RETURNING 1)
 SELECT * FROM claimed;
 

@@ -43,33 +43,6 @@ SELECT 'run.dispatch',
 FROM queued
 RETURNING id;
 
--- name: fair_share
--- The backfill's share of the dispatch capacity ($2): capacity x its priority over the
--- priorities of every backfill with work queued, running or due (itself included).
-SELECT greatest(1, floor($2::numeric * b.priority / sum(o.priority)))::integer
-FROM backfills b
--- Work queued, running or due, told from the counters (see share_of_capacity).
-JOIN backfills o ON o.state IN {backfill.DISPATCHABLE}
-  AND (o.id = b.id OR o.runs_created > o.runs_completed + o.runs_failed + o.runs_cancelled)
-WHERE b.id = $1
-GROUP BY b.priority;
-
--- name: unqueue_excess
--- A backfill over its share gives back its latest queued runs (not running ones): their
--- dispatch messages then claim nothing, and the share goes to the others.
-WITH active AS (
-    SELECT count(*) AS n FROM transfer_runs
-    WHERE backfill_id = $1 AND state IN {run.ACTIVE}),
-extra AS (
-    SELECT id FROM transfer_runs
-    WHERE backfill_id = $1 AND state = {run.queued}
-    ORDER BY seq DESC
-    LIMIT greatest(0, (SELECT n FROM active) - $2)
-    FOR UPDATE SKIP LOCKED)
-UPDATE transfer_runs t SET state = {run.pending}, queued_at = NULL, updated_at = now()
-FROM extra WHERE t.id = extra.id
-RETURNING t.id;
-
 -- name: refill_run_tokens
 -- The runs-per-minute bucket: refilled for the time since it was last looked at, holding
 -- at most max_active_runs (what could be started at once anyway), at least one.
