@@ -111,6 +111,10 @@ class Executor:
         # Runs holding one of `free`'s slots until their work ends.
         self._holding: set[int] = set()
         self._claimed: dict[int, float] = {}
+        # Whether queued runs may be waiting for this worker's batches: a dispatch message
+        # arrived, a batch queued runs without messages, or took all it asked for. While
+        # not, a batch does not look (one statement fewer per batch of a lone backfill).
+        self._queue_maybe = True
         self._spawned: set[asyncio.Task[None]] = set()
 
     @property
@@ -126,6 +130,10 @@ class Executor:
         Answers True once per claim."""
         at = self._claimed.pop(run_id, None)
         return at is not None and time.monotonic() - at < _REMEMBER_SECONDS
+
+    def dispatch_arrived(self) -> None:
+        """A dispatch message arrived: runs are queued, which batches take first."""
+        self._queue_maybe = True
 
     def was_claimed_here(self, run_id: int) -> bool:
         """claimed_here without forgetting: for a message waiting for a slot, which a batch
@@ -194,21 +202,24 @@ class Executor:
         # message, a publish and a delivery per run), its next batches take them.
         take = self._take_more and not self._draining
         waiting = self.free.waiting
+        announce = waiting == 0 or not take
         claim = Claim(
             handed if take else 0,
             self._settings.lease_seconds,
             self._worker_id,
-            queued_first=True,
+            queued_first=self._queue_maybe or waiting > 0,
             own=max(0, handed - waiting),
-            announce=waiting == 0 or not take,
+            announce=announce,
         )
         try:
-            done, claimed = await self._retrying(
+            done, claimed, queue_left = await self._retrying(
                 lambda: self._batches.complete_runs(completions, claim), "complete_runs"
             )
         except BaseException:
             self.free.give(handed)
             raise
+        if claim.queued_first:
+            self._queue_maybe = queue_left or not announce
         self.start(claimed, handed)
         return done
 

@@ -84,6 +84,7 @@ class Worker:
             await self.ctx.broker.dead_letter(message, dispatch.reason)
             await message.ack()
             return
+        self.executor.dispatch_arrived()
         if self.executor.claimed_here(dispatch.run_id):
             # This worker took the run itself, in the transaction that freed its slot.
             await message.ack()

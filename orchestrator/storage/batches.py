@@ -188,16 +188,18 @@ class Batches:
 
     async def complete_runs(
         self, completions: list[Completion], claim: Claim | None
-    ) -> tuple[dict[int, tuple[int, int]], list[ClaimedRun]]:
+    ) -> tuple[dict[int, tuple[int, int]], list[ClaimedRun], bool]:
         """Ends a batch of runs (of any backfills) in one transaction, each fenced by its
         own lease: the counters of each backfill move once, each backfill may finish, is
         dispatched again, and the worker takes up to `claim.want` runs for the slots the
         batch freed. Returns the runs that were still this worker's (the others' leases were
-        lost), each with its row totals (processed, ingested), and the runs claimed."""
+        lost), each with its row totals (processed, ingested), the runs claimed, and whether
+        queued runs may be left (`queued_first` took as many as it asked for)."""
         ids = sorted({c.backfill_id for c in completions})
         done: dict[int, tuple[int, int]] = {}
         claimed: list[ClaimedRun] = []
         want = claim.want if claim is not None else 0
+        queue_left = False
         async with self.pool.acquire() as conn, conn.transaction():
             locked = await conn.fetch(q("lock_backfills_with_targets"), ids)
             targets = {b["id"]: _target(b) for b in locked}
@@ -223,6 +225,7 @@ class Batches:
             if claim is not None and claim.queued_first and want > 0:
                 taken = await _claim_queued_anywhere(conn, claim, want)
                 claimed += taken
+                queue_left = len(taken) >= want
                 want = min(want - len(taken), want if claim.own is None else claim.own)
             # Each backfill's ended runs are replaced one for one, so runs stay spread over
             # the workers the way their messages first spread them.
@@ -232,7 +235,7 @@ class Batches:
             runs = await self._dispatch_all(conn, list(current.values()), wants, claim)
             for backfill_id, rows in runs.items():
                 claimed += _claimed(current[backfill_id], targets[backfill_id], rows)
-        return done, claimed
+        return done, claimed, queue_left
 
     async def _dispatch_all(
         self,

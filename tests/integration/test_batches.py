@@ -57,7 +57,7 @@ async def test_a_completion_batch_spans_backfills_fences_each_run_and_refills(
         Completion(r.id, r.backfill_id, r.lease_token or uuid4(), 1, 1) for r in runs[1:]
     ]
     completions.append(Completion(stale.id, stale.backfill_id, uuid4(), 1, 1))  # lost lease
-    done, refill = await batches.complete_runs(completions, claim(10))
+    done, refill, _ = await batches.complete_runs(completions, claim(10))
     assert set(done) == {r.id for r in runs[1:]}
     assert set(done.values()) == {(1, 1)}, "each run's row totals"
     # Each backfill's ended runs are replaced one for one by pending ones.
@@ -97,7 +97,7 @@ async def test_a_batch_with_messages_waiting_claims_queued_runs_oldest_first(
     assert running.run.lease_token is not None
     ended = Completion(running.run.id, first, running.run.lease_token, 0, 0)
     wanted = Claim(2, 30.0, "tester", queued_first=True, own=0)
-    done, refill = await batches.complete_runs([ended], wanted)
+    done, refill, _ = await batches.complete_runs([ended], wanted)
     assert set(done) == {running.run.id}
     taken = {(c.run.backfill_id, c.run.seq) for c in refill}
     # Oldest queued first: both of the second backfill's, not the first's younger one; no
@@ -150,7 +150,7 @@ async def test_nothing_is_claimed_for_a_cancelled_backfill(ctx: Context, db: Any
     assert await batches.claim_runs(backfill, claim(4, named=queued)) == []
     assert running.run.lease_token is not None
     completion = Completion(running.run.id, backfill, running.run.lease_token, 0, 0)
-    done, refill = await batches.complete_runs([completion], claim(4))
+    done, refill, _ = await batches.complete_runs([completion], claim(4))
     assert set(done) == {running.run.id}, "a run running at the cancel still finishes"
     assert refill == []
     late = await db.fetchval(
