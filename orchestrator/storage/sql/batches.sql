@@ -105,23 +105,24 @@ FROM unnest($2::bigint[]) AS id;
 -- of a capacity of 16 run 16 runs at once, not 10. At least one each, at most its
 -- max_active_runs.
 working AS (
-    SELECT o.id, o.priority FROM backfills o
+    SELECT o.id, o.priority, o.max_active_runs FROM backfills o
     WHERE o.state IN {backfill.DISPATCHABLE}
       AND (o.runs_created > o.runs_completed + o.runs_failed + o.runs_cancelled
            OR o.id IN (SELECT id FROM asked))),
 share_quota AS (
-    SELECT id, $2::numeric * priority / sum(priority) OVER () AS exact FROM working),
+    SELECT id, max_active_runs, $2::numeric * priority / sum(priority) OVER () AS exact
+    FROM working),
 share_ranked AS (
-    SELECT id, floor(exact)::integer AS base,
+    SELECT id, max_active_runs, floor(exact)::integer AS base,
            row_number() OVER (ORDER BY exact - floor(exact) DESC, id) AS k
     FROM share_quota),
 share_spare AS (
     SELECT $2 - sum(base) AS n FROM share_ranked),
 share AS (
-    SELECT b.id, least(b.max_active_runs, greatest(1, r.base
+    SELECT r.id, least(r.max_active_runs, greatest(1, r.base
                + CASE WHEN r.k <= (SELECT n FROM share_spare) THEN 1 ELSE 0 END))::integer AS n
-    FROM backfills b JOIN share_ranked r ON r.id = b.id
-    WHERE b.id IN (SELECT id FROM asked)),
+    FROM share_ranked r
+    WHERE r.id IN (SELECT id FROM asked)),
 
 -- name: share_of_capacity
 -- The backfill's share of the capacity ($2, see fair_shares), and its latest queued runs
@@ -260,11 +261,12 @@ SELECT * FROM claimed;
 -- deadlock with the backfill locks the caller holds. ($2 the lease in seconds, $3 the
 -- worker.)
 WITH candidates AS MATERIALIZED (
-    SELECT t.id, t.backfill_id, t.queued_at, b.kind FROM transfer_runs t
-    JOIN backfills b ON b.id = t.backfill_id
-    WHERE t.state = {run.queued}
-    ORDER BY t.queued_at
-    LIMIT $1),
+    SELECT oldest.id, oldest.backfill_id, oldest.queued_at, b.kind
+    FROM (SELECT id, backfill_id, queued_at FROM transfer_runs
+          WHERE state = {run.queued}
+          ORDER BY queued_at
+          LIMIT $1) oldest
+    JOIN backfills b ON b.id = oldest.backfill_id),
 takeable AS MATERIALIZED (
     SELECT id, backfill_id FROM candidates
     WHERE queued_at < coalesce(
