@@ -13,7 +13,7 @@ bindings belong to whoever consumes it."""
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,8 +121,7 @@ class _RabbitmqSink:
         """(body, properties, routing key) per message, the rows encoded in Python."""
         encoder = self._encoder(batch)
         size = self._options.batch_size
-        common = _common_headers(batch.backfill_id, batch.run_id, batch.table, batch.key_columns)
-        properties = _Properties(batch.backfill_id, batch.table, common)
+        properties = _Properties(batch.backfill_id, batch.run_id, batch.table, batch.key_columns)
         out: list[Message] = []
         routing_key: str | None = None  # the same for every message unless it names the key
         rows_all = batch.rows
@@ -168,30 +167,37 @@ class _RabbitmqSink:
             records = await conn.fetch(query.sql, *(page.lower or []), *page.upper)
         if not records:
             return 0, 0
-        common = _common_headers(page.backfill_id, page.run_id, page.table, page.keyset.key_columns)
-        properties = _Properties(page.backfill_id, page.table, common)
-        messages: list[Message] = []
-        routing_key = (
-            None if self._uses_key else self._routing_key(page.table, page.backfill_id, None)
-        )
-        rows = 0
         if self._options.batch_size == 1:
-            for key, body in records:
-                if routing_key is None or self._uses_key:
-                    routing_key = self._routing_key(page.table, page.backfill_id, _key_text(key))
-                messages.append((body.encode(), properties.row(ascii_json(key)), routing_key))
             rows = len(records)
+            await self._publish(self._row_messages(page, records))
         else:
-            assert routing_key is not None
-            for first, last, body, n in records:
-                props = properties.rows(ascii_json(first), ascii_json(last), n)
-                messages.append((body.encode(), props, routing_key))
-                rows += n
-        del records
-        await self._publish(messages)
+            rows = sum(r[3] for r in records)
+            await self._publish(self._array_messages(page, records))
         return rows, rows
 
-    async def _publish(self, messages: list[Message]) -> None:
+    def _row_messages(self, page: KeyRange, records: list[Any]) -> Iterator[Message]:
+        """Messages of (key, body) records, made as the publisher takes them."""
+        properties = _page_properties(page)
+        routing_key = (
+            "" if self._uses_key else self._routing_key(page.table, page.backfill_id, None)
+        )
+        for key, body in records:
+            if self._uses_key:
+                routing_key = self._routing_key(page.table, page.backfill_id, _key_text(key))
+            yield body.encode(), properties.row(ascii_json(key)), routing_key
+
+    def _array_messages(self, page: KeyRange, records: list[Any]) -> Iterator[Message]:
+        """Messages of (first key, last key, body, rows) records."""
+        properties = _page_properties(page)
+        routing_key = self._routing_key(page.table, page.backfill_id, None)
+        for first, last, body, n in records:
+            yield (
+                body.encode(),
+                properties.rows(ascii_json(first), ascii_json(last), n),
+                routing_key,
+            )
+
+    async def _publish(self, messages: Iterable[Message]) -> None:
         if self._channel.is_closed:
             raise DeliveryFailed(
                 f"the channel to exchange {self._options.exchange!r} is closed", retryable=True
@@ -216,18 +222,6 @@ class _RabbitmqSink:
                 return
 
 
-def _common_headers(
-    backfill_id: int, run_id: int, table: str, key_columns: Sequence[str]
-) -> dict[str, Any]:
-    return {
-        "x-backfill-id": backfill_id,
-        "x-backfill-run-id": run_id,
-        "x-backfill-table": table,
-        "x-backfill-action": "read",
-        "x-backfill-key-columns": list(key_columns),
-    }
-
-
 class _Properties:
     """A message's AMQP properties, pamqp's own, built here once per message: aio-pika's
     Message would build them again on every publish, behind an attribute lock and two
@@ -235,10 +229,18 @@ class _Properties:
     for field what aio_pika.Message(...).properties gave before (priority 0 included), so
     consumers see the same messages."""
 
-    def __init__(self, backfill_id: int, table: str, common: dict[str, Any]) -> None:
+    def __init__(
+        self, backfill_id: int, run_id: int, table: str, key_columns: Sequence[str]
+    ) -> None:
         self._backfill_id = backfill_id
         self._table = table
-        self._common = common
+        self._common: dict[str, Any] = {
+            "x-backfill-id": backfill_id,
+            "x-backfill-run-id": run_id,
+            "x-backfill-table": table,
+            "x-backfill-action": "read",
+            "x-backfill-key-columns": list(key_columns),
+        }
         self._now = datetime.now(UTC)
 
     def _make(self, headers: dict[str, Any], message_id: str) -> Basic.Properties:
@@ -266,6 +268,10 @@ class _Properties:
         headers["x-backfill-rows"] = count
         message_id = idempotency_key(self._backfill_id, self._table, first, last)
         return self._make(headers, message_id)
+
+
+def _page_properties(page: KeyRange) -> _Properties:
+    return _Properties(page.backfill_id, page.run_id, page.table, page.keyset.key_columns)
 
 
 def _key_text(key: str) -> list[str]:

@@ -16,7 +16,7 @@ last."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import aiormq
@@ -117,24 +117,26 @@ async def _write(channel: aiormq.Channel, exchange: str, messages: Sequence[Mess
     return window
 
 
-def windows(messages: Sequence[Message]) -> list[Sequence[Message]]:
-    out: list[Sequence[Message]] = []
-    start = size = 0
-    for n, (body, _, _) in enumerate(messages):
-        size += len(body)
-        if n + 1 - start >= WINDOW_MESSAGES or size >= WINDOW_BYTES:
-            out.append(messages[start : n + 1])
-            start, size = n + 1, 0
-    if start < len(messages):
-        out.append(messages[start:])
-    return out
+def windows(messages: Iterable[Message]) -> Iterator[list[Message]]:
+    """The messages cut into windows, taken from `messages` only as each window is needed."""
+    window: list[Message] = []
+    size = 0
+    for message in messages:
+        window.append(message)
+        size += len(message[0])
+        if len(window) >= WINDOW_MESSAGES or size >= WINDOW_BYTES:
+            yield window
+            window, size = [], 0
+    if window:
+        yield window
 
 
 async def publish_confirmed(
-    channel: aiormq.Channel, exchange: str, messages: Sequence[Message]
+    channel: aiormq.Channel, exchange: str, messages: Iterable[Message]
 ) -> tuple[int, list[BaseException]]:
     """Publishes persistent, mandatory messages with confirms; returns how many were sent and
-    the failures of those. Stops after the first window with a failure."""
+        the failures of those. Stops after the first window with a failure. `messages` may be a
+    generator: only two windows of them exist at a time."""
     if not channel.publisher_confirms:
         raise ValueError("the channel must have publisher confirms on")
     sent = 0
