@@ -9,15 +9,20 @@ builders answer None and the caller keeps the Python path (encoding.py). Covered
 - uuid, numeric: quoted text (numeric keeps its scale, "NaN", "Infinity", as Decimal does)
 - json, jsonb: the stored text, spliced as it is
 - timestamptz (in UTC), timestamp, date: ISO 8601 as Python's isoformat prints it (the
-  fraction only when not zero, and then all six digits); ±infinity as "infinity"/"-infinity"
+  fraction only when not zero, and then all six digits); ±infinity as "infinity"/"-infinity".
+  Where Python's datetime falls short they part: years after 9999 or BC fail the Python path
+  and render here as to_char prints them; 9999-12-31 23:59:59.999999 (datetime.max, which
+  the driver also gives for infinity) is "infinity" there and itself here
 - bytea: base64 without line breaks
 - arrays of the integer, boolean, text and uuid types: to_json
 
 Left to Python, because Postgres prints them differently: float4/float8 (Postgres writes 1
-where Python writes 1.0, and switches to exponents elsewhere), time, timetz, interval, inet,
-cidr, macaddr, money, bit strings, ranges, geometric types, pg_lsn, tsvector, xml, enums and
-domains (their names do not say what they hold), and arrays of any of those or of numeric,
-json, dates and times (to_json renders their elements differently)."""
+where Python writes 1.0 and switches to exponents from 1e15 rather than 1e16, both fixable in
+SQL; but from 1e16 on it prints some whole numbers with more digits than Python's shortest
+form, which SQL cannot tell apart: of 80,000 random doubles, 6,759 differed), time, timetz,
+interval, inet, cidr, macaddr, money, bit strings, ranges, geometric types, pg_lsn,
+tsvector, xml, enums and domains (their names do not say what they hold), and arrays of any
+of those or of numeric, json, dates and times (to_json renders their elements differently)."""
 
 from __future__ import annotations
 
