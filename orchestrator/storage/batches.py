@@ -245,7 +245,7 @@ class Batches:
         claim: Claim | None,
     ) -> dict[int, list[asyncpg.Record]]:
         """dispatch_claiming for each of the backfills, with the unthrottled ones (all but
-        a few, usually) done together in two statements."""
+        a few, usually) done together in one statement."""
         out: dict[int, list[asyncpg.Record]] = {}
         together = []
         for b in backfills:
@@ -259,22 +259,22 @@ class Batches:
         if not together:
             return out
         ids = [b["id"] for b in together]
-        limits = {b["id"]: b["max_active_runs"] for b in together}
-        if self.capacity is not None:
-            for backfill_id, share in await conn.fetch(q("shares_of_capacity"), ids, self.capacity):
-                limits[backfill_id] = min(limits[backfill_id], share or limits[backfill_id])
         takes = [
             wants[b["id"]] if claim is not None and b["kind"] != "table" else 0 for b in together
         ]
-        rows = await conn.fetch(
-            q("claim_and_queue_many"),
-            ids,
-            [limits[i] for i in ids],
-            takes,
+        claiming = (
             claim.lease if claim is not None else None,
             claim.worker_id if claim is not None else None,
             claim is None or claim.announce,
         )
+        if self.capacity is not None:
+            # The fair share and the claims in one round trip.
+            rows = await conn.fetch(
+                q("share_claim_and_queue_many"), ids, self.capacity, takes, *claiming
+            )
+        else:
+            limits = [b["max_active_runs"] for b in together]
+            rows = await conn.fetch(q("claim_and_queue_many"), ids, limits, takes, *claiming)
         for r in rows:
             out.setdefault(r["backfill_id"], []).append(r)
         for b in together:

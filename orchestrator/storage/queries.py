@@ -14,7 +14,8 @@ statements stay as fast as hand-written ones:
 A piece of SQL several statements must share word for word (what a claim writes on a run,
 say) is a part: `-- part: claim_lease` opens it like a block, and `{part.claim_lease}` on a
 line of its own includes it there, indented as the placeholder is. Parts are not statements
-(`q()` does not find them); a part used nowhere, or used but missing, is an error at load.
+(`q()` does not find them); a part may include other parts one level deep; a part used
+nowhere, or used but missing, is an error at load.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def parse(files: Iterable[tuple[str, str]]) -> dict[str, str]:
             else:
                 blocks[name] = render(body.strip())
     used: set[str] = set()
+    # A part may include other parts (one level: a part that includes parts is not itself
+    # included by a part).
+    parts = _include(parts, parts, used)
     blocks = _include(blocks, parts, used)
     if unused := sorted(set(parts) - used):
         raise RuntimeError(f"SQL parts used nowhere: {unused}")

@@ -129,12 +129,12 @@ async def test_the_capacity_rounding_down_leaves_goes_to_the_largest_remainders(
     # A capacity of 10 over priorities 5, 5, 5, 1: 3.125 each and 0.625, rounded down to
     # 3, 3, 3 and 0; the one run left goes to the largest remainder, the smallest backfill,
     # which would get at least one anyway. Ten runs at once, as the capacity says.
-    shares = dict(list(r.values()) for r in await db.fetch(q("shares_of_capacity"), ids, 10))
-    assert shares == dict(zip(ids, [3, 3, 3, 1], strict=True))
+    shares = [await db.fetchval(q("share_of_capacity"), i, 10) for i in ids]
+    assert shares == [3, 3, 3, 1]
     # 11: 3.4375 three times and 0.6875, rounded down to 9; of the two runs left, one goes
     # to the largest remainder (the smallest backfill), one to the oldest of the equal ones.
-    shares = dict(list(r.values()) for r in await db.fetch(q("shares_of_capacity"), ids, 11))
-    assert shares == dict(zip(ids, [4, 3, 3, 1], strict=True))
+    shares = [await db.fetchval(q("share_of_capacity"), i, 11) for i in ids]
+    assert shares == [4, 3, 3, 1]
 
 
 async def test_nothing_is_claimed_for_a_cancelled_backfill(ctx: Context, db: Any) -> None:

@@ -53,3 +53,13 @@ def test_an_unused_part_fails_at_load() -> None:
 def test_a_part_and_a_statement_cannot_share_a_name() -> None:
     with pytest.raises(RuntimeError, match="named twice"):
         parse([("a.sql", "-- name: one\nSELECT 1;\n"), ("b.sql", "-- part: one\nx = 1\n")])
+
+
+def test_a_part_may_include_another_part() -> None:
+    sql = SQL + "\n-- part: claim\nUPDATE t SET\n    {part.lease}\nRETURNING *\n\n"
+    sql += "-- name: three\nWITH c AS (\n    {part.claim}\n)\nSELECT * FROM c;\n"
+    blocks = parse([("a.sql", sql)])
+    assert blocks["three"] == (
+        "WITH c AS (\n    UPDATE t SET\n        state = 'running',\n        worker_id = $2\n"
+        "    RETURNING *\n)\nSELECT * FROM c;"
+    )

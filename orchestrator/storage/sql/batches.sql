@@ -177,43 +177,10 @@ counted AS (
               total.run_ingested AS ended_ingested)
 SELECT * FROM counted;
 
--- name: shares_of_capacity
--- share_of_capacity for several backfills (their locks held): (id, share) of each, and
--- the queued runs of each beyond its share given back.
-WITH asked AS (SELECT unnest($1::bigint[]) AS id),
-{part.fair_shares}
-active AS (
-    SELECT backfill_id, count(*) AS n FROM transfer_runs
-    WHERE backfill_id = ANY($1::bigint[]) AND state IN {run.ACTIVE}
-    GROUP BY backfill_id),
-ranked AS (
-    SELECT id, backfill_id, row_number() OVER (PARTITION BY backfill_id ORDER BY seq DESC) AS k
-    FROM transfer_runs
-    WHERE backfill_id = ANY($1::bigint[]) AND state = {run.queued}),
-extra AS (
-    SELECT ranked.id FROM ranked
-    JOIN active ON active.backfill_id = ranked.backfill_id
-    JOIN share ON share.id = ranked.backfill_id
-    WHERE ranked.k <= active.n - share.n),
-given_back AS (
-    UPDATE transfer_runs t SET state = {run.pending}, queued_at = NULL, updated_at = now()
-    FROM extra WHERE t.id = extra.id AND t.state = {run.queued}
-    RETURNING t.id)
-SELECT id, n FROM share;
-
--- name: claim_and_queue_many
--- For each of one or more unthrottled backfills (their locks held; $1 ids, $2 limits, $3
--- how many this worker takes), pending runs up to its limit (max_active_runs or its fair
--- share, less its active runs) in seq order: the first `want` go straight to running for
--- the calling worker, the rest are queued with a run.dispatch message each. Returns the
--- claimed runs. One round trip whatever the number of backfills. (Throttled backfills take
--- claim_pending_runs and queue_runs, which say how many runs started, for the token bucket.)
--- With $6 false the queued runs get no message: the calling worker is behind the queue
--- already (dispatch messages wait for its slots), and its batches take queued runs oldest
--- first (claim_queued_anywhere); should it stop first, the stale-dispatch sweep publishes
--- their messages.
-WITH req AS (
-    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::integer[]) AS r(backfill_id, lim, want)),
+-- part: claim_and_queue
+-- What claim_and_queue_many does for the backfills of `req` (backfill_id, lim, want): $1
+-- their ids, $4 the lease, $5 the worker, $6 whether queued runs get messages. Defines
+-- `active` (each one's queued and running runs) and `claimed`.
 active AS (
     SELECT backfill_id, count(*) AS n FROM transfer_runs
     WHERE backfill_id = ANY($1::bigint[]) AND state IN {run.ACTIVE}
@@ -243,10 +210,28 @@ queued AS (
 sent AS (
     INSERT INTO outbox (routing_key, payload)
     SELECT 'run.dispatch',
-           jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', backfill_id)
+           jsonb_build_object('type', 'run.dispatch', 'run_id', queued.id,
+                              'backfill_id', queued.backfill_id)
     FROM queued
-    WHERE $6
+    JOIN backfills b ON b.id = queued.backfill_id
+    -- A table run is only ever claimed by its own message.
+    WHERE $6 OR b.kind = 'table'
     RETURNING 1)
+
+-- name: claim_and_queue_many
+-- For each of one or more unthrottled backfills (their locks held; $1 ids, $2 limits, $3
+-- how many this worker takes), pending runs up to its limit (max_active_runs or its fair
+-- share, less its active runs) in seq order: the first `want` go straight to running for
+-- the calling worker, the rest are queued with a run.dispatch message each. Returns the
+-- claimed runs. One round trip whatever the number of backfills. (Throttled backfills take
+-- claim_pending_runs and queue_runs, which say how many runs started, for the token bucket.)
+-- With $6 false the queued date-range runs get no message: the calling worker is behind
+-- the queue already (dispatch messages wait for its slots), and its batches take queued
+-- runs oldest first (claim_queued_anywhere); should it stop first, the stale-dispatch
+-- sweep publishes their messages. Table runs always get theirs.
+WITH req AS (
+    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::integer[]) AS r(backfill_id, lim, want)),
+{part.claim_and_queue}
 SELECT * FROM claimed;
 
 -- name: claim_queued_anywhere
@@ -294,3 +279,38 @@ UPDATE transfer_runs t SET
 FROM picked
 WHERE t.id = picked.id
 RETURNING t.*;
+
+-- name: share_claim_and_queue_many
+-- share_of_capacity and claim_and_queue_many in one statement, for the backfills of a batch
+-- of completions: each one's limit is its fair share of the capacity ($2; max_active_runs at
+-- most),
+-- its queued runs beyond that are given back, and under it pending runs are claimed ($3
+-- how many this worker takes of each) and queued, as claim_and_queue_many does ($4, $5,
+-- $6 as there). Both count the active runs of one snapshot: a backfill over its share
+-- gives back and claims nothing, one under it gives nothing back. Returns the claimed runs.
+WITH asked AS (SELECT unnest($1::bigint[]) AS id),
+{part.fair_shares}
+req AS (
+    SELECT r.backfill_id, coalesce(share.n, b.max_active_runs) AS lim, r.want
+    FROM unnest($1::bigint[], $3::integer[]) AS r(backfill_id, want)
+    JOIN backfills b ON b.id = r.backfill_id
+    LEFT JOIN share ON share.id = r.backfill_id),
+held AS (
+    SELECT backfill_id, count(*) AS n FROM transfer_runs
+    WHERE backfill_id = ANY($1::bigint[]) AND state IN {run.ACTIVE}
+    GROUP BY backfill_id),
+ranked AS (
+    SELECT id, backfill_id, row_number() OVER (PARTITION BY backfill_id ORDER BY seq DESC) AS k
+    FROM transfer_runs
+    WHERE backfill_id = ANY($1::bigint[]) AND state = {run.queued}),
+extra AS (
+    SELECT ranked.id FROM ranked
+    JOIN held ON held.backfill_id = ranked.backfill_id
+    JOIN share ON share.id = ranked.backfill_id
+    WHERE ranked.k <= held.n - share.n),
+given_back AS (
+    UPDATE transfer_runs t SET state = {run.pending}, queued_at = NULL, updated_at = now()
+    FROM extra WHERE t.id = extra.id AND t.state = {run.queued}
+    RETURNING t.id),
+{part.claim_and_queue}
+SELECT * FROM claimed;
