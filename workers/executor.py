@@ -149,6 +149,22 @@ class Executor:
         message names, up to `want`."""
         return await self._batches.claim_runs(backfill_id, self._lease_claim(want, run_id))
 
+    async def take_queued(self) -> None:
+        """Free slots take queued runs of any backfill, oldest first. Batches of completions
+        do this as runs end; this is for a worker left with free slots and no run to end
+        while runs it queued without a message (or whose messages went elsewhere) wait."""
+        if not self._take_more or self._draining:
+            return
+        reserved = self.free.take(self.free.free)
+        if reserved == 0:
+            return
+        try:
+            claimed = await self._batches.claim_queued(self._lease_claim(reserved))
+        except BaseException:
+            self.free.give(reserved)
+            raise
+        self.start(claimed, reserved)
+
     def start(self, claimed: list[ClaimedRun], reserved: int) -> None:
         """Runs each claimed run in its own task on one of the `reserved` slots taken from
         `free`; the slots left over go back."""

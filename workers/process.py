@@ -141,6 +141,16 @@ class Worker:
                 asyncio.create_task(
                     every(s.dispatch_sweep_seconds, self._stop, "dispatcher", m.dispatch)
                 ),
+                # Queued runs that no message will bring (a batch queued them without one)
+                # wait at most this long for a worker with free slots.
+                asyncio.create_task(
+                    every(
+                        s.dispatch_sweep_seconds,
+                        self._stop,
+                        "queued_sweep",
+                        self.executor.take_queued,
+                    )
+                ),
                 asyncio.create_task(every(s.reaper_seconds, self._stop, "planner_sweep", m.plan)),
                 asyncio.create_task(
                     every(

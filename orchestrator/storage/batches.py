@@ -186,6 +186,13 @@ class Batches:
             runs = await dispatch_claiming(conn, backfill, self.capacity, claim)
             return _claimed(backfill, _target(backfill), runs)
 
+    async def claim_queued(self, claim: Claim) -> list[ClaimedRun]:
+        """Up to `claim.want` queued runs of any date-range backfills, oldest first (what a
+        batch of completions takes first), in a transaction of their own: for a worker with
+        free slots and no batch to take them in."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await _claim_queued_anywhere(conn, claim, claim.want)
+
     async def complete_runs(
         self, completions: list[Completion], claim: Claim | None
     ) -> tuple[dict[int, tuple[int, int]], list[ClaimedRun], bool]:

@@ -119,6 +119,17 @@ async def test_a_batch_with_messages_waiting_claims_queued_runs_oldest_first(
     assert late == 0
 
 
+async def test_free_slots_take_queued_runs_without_a_batch(ctx: Context, db: Any) -> None:
+    await date_range_target(ctx, "qs", {"type": "noop"}, max_active_runs=2)
+    backfill = await planned(ctx, "qs", "2024-01-01", "2024-01-05")
+    # Queued without a message (as a worker behind the queue leaves them): a worker with
+    # free slots takes them oldest first, each under a lease of its own.
+    taken = await Batches(ctx.pool).claim_queued(claim(5))
+    assert sorted((c.run.backfill_id, c.run.seq) for c in taken) == [(backfill, 0), (backfill, 1)]
+    assert all(c.run.state == "running" and c.run.lease_token for c in taken)
+    assert await Batches(ctx.pool).claim_queued(claim(5)) == []
+
+
 async def test_the_capacity_rounding_down_leaves_goes_to_the_largest_remainders(
     ctx: Context, db: Any
 ) -> None:
