@@ -45,9 +45,10 @@ def key_header(request: web.Request) -> str | None:
 def presented_key(request: web.Request) -> str | None:
     """The key a request carries: a bearer token, or its dialect's key header."""
     token = bearer_token(request)
-    header = key_header(request)
-    if token is None and header is not None:
-        token = request.headers.get(header, "").strip() or None
+    if token is None:
+        header = key_header(request)
+        if header is not None:
+            token = request.headers.get(header, "").strip() or None
     return token
 
 

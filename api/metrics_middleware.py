@@ -5,6 +5,7 @@ per backfill and grow without bound."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -26,10 +27,27 @@ def method_label(request: web.Request) -> str:
     return request.method if request.method in _METHODS else "other"
 
 
+# Each series' children, found once: `labels()` checks and joins its arguments under a lock
+# on every call. Bounded as the series are (standard methods, route templates, statuses).
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    key = (method, route, status)
+    found = _children.get(key)
+    if found is None:
+        found = (
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+            HTTP_DURATION.labels(method=method, route=route),
+        )
+        _children[key] = found
+    return found
+
+
 def _observe(request: web.Request, status: int, started: float) -> None:
-    method, route = method_label(request), route_label(request)
-    HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-    HTTP_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
+    requests, duration = _series(method_label(request), route_label(request), status)
+    requests.inc()
+    duration.observe(time.perf_counter() - started)
 
 
 @web.middleware
