@@ -90,7 +90,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     # and their answers carry the figures like any other.
     limit, remaining = await access.count_request(principal)
     if limit:
-        # Set on the answer by rate_limit_headers_middleware, errors included.
+        # Set on the answer by the edge middleware (api/edge.py), errors included.
         note_rate_limit(request, limit, remaining)
     if request.path not in _ANY_SCOPE:
         access.require(principal, scope_for(request))

@@ -1,4 +1,5 @@
-"""HTTP request counts and durations for /metrics, labelled by the matched route's template
+"""HTTP request counts and durations for /metrics (observed by the edge middleware,
+api/edge.py), labelled by the matched route's template
 (`/v1/backfills/{backfill}`), never the raw path: ids in label values would make a new series
 per backfill and grow without bound."""
 
@@ -8,7 +9,6 @@ import time
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from orchestrator.metrics import HTTP_DURATION, HTTP_REQUESTS
 
@@ -44,23 +44,7 @@ def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
     return found
 
 
-def _observe(request: web.Request, status: int, started: float) -> None:
+def observe(request: web.Request, status: int, started: float) -> None:
     requests, duration = _series(method_label(request), route_label(request), status)
     requests.inc()
     duration.observe(time.perf_counter() - started)
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # redirects: the error middleware lets them through
-        _observe(request, exc.status, started)
-        raise
-    except Exception:
-        _observe(request, 500, started)
-        raise
-    # A cancelled request (the client went away) made no response and is not counted.
-    _observe(request, response.status, started)
-    return response

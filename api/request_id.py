@@ -18,7 +18,7 @@ HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
-def _incoming_or_new(request: web.Request) -> str:
+def incoming_or_new(request: web.Request) -> str:
     given = request.headers.get(HEADER)
     if given is not None and _SANE_ID.fullmatch(given):
         return given
@@ -33,7 +33,8 @@ def request_id_of(request: web.Request) -> str | None:
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = _incoming_or_new(request)
+    """The ops app's request ids; the API's come with its edge middleware (api/edge.py)."""
+    request_id = incoming_or_new(request)
     request[REQUEST_ID_KEY] = request_id
     # bind/reset rather than the bound_contextvars context manager: the same, without a
     # generator made and driven per request.
