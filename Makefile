@@ -119,6 +119,7 @@ ARGS ?=
 
 # requirements-dev.txt holds every extra, the bench one (matplotlib) included.
 bench: install services ## Run the benchmarks (BENCH_ARGS or ARGS=--quick, --scenario NAME)
+	@bash scripts/ensure-wrk.sh
 	$(BIN)/python -m bench $(BENCH_ARGS) $(ARGS)
 
 clean: ## Remove caches and build output (keeps .venv)

@@ -16,17 +16,13 @@ from api import (
     routes_ui,
     routes_whoami,
 )
-from api.access_log import access_log_middleware
 from api.auth import auth_middleware
 from api.compat.dialect import DIALECTS_KEY, Dialect
 from api.compat.registry import DIALECTS
-from api.cors import cors_middleware
+from api.edge import edge_middleware
 from api.errors import error_middleware
 from api.keys import ACCESS_KEY, PROBES_KEY, SETTINGS_KEY, USECASES_KEY
-from api.metrics_middleware import metrics_middleware
 from api.probes import OpsProbes
-from api.rate_headers import rate_limit_headers_middleware
-from api.request_id import request_id_middleware
 from orchestrator.access import AccessService
 from orchestrator.settings import Settings
 from orchestrator.usecases import UseCases
@@ -43,25 +39,14 @@ def create_app(
     """The caller owns the use cases' and the probes' connections; the app only uses them.
     `dialects` are the compatibility APIs served beside the native one (tests add their own).
 
-    Run it with aiohttp's own access log off (`access_log=None`): the access log middleware
+    Run it with aiohttp's own access log off (`access_log=None`): the edge middleware
     writes one structured line per request instead."""
     app = web.Application(
-        # Outermost first: the request id exists before anything logs, the access log sees
-        # the final status, and the error middleware turns every failure into a response
-        # that the other two still wrap.
-        # Auth sits inside the error middleware, so 401/403/429 leave as problem+json too.
-        middlewares=[
-            metrics_middleware,
-            request_id_middleware,
-            access_log_middleware,
-            # Preflights answered before auth (they carry no key); the origin header goes on
-            # every answer, errors included.
-            cors_middleware,
-            # Outside the error middleware, so error answers get the rate-limit headers too.
-            rate_limit_headers_middleware,
-            error_middleware,
-            auth_middleware,
-        ],
+        # Outermost first. The edge middleware counts, ids, logs and adds the CORS and
+        # rate-limit headers to every answer (api/edge.py); the error middleware turns every
+        # failure into a response that the edge still sees. Auth sits inside the error
+        # middleware, so 401/403/429 leave as problem+json too.
+        middlewares=[edge_middleware, error_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS_KEY] = settings

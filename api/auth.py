@@ -45,9 +45,10 @@ def key_header(request: web.Request) -> str | None:
 def presented_key(request: web.Request) -> str | None:
     """The key a request carries: a bearer token, or its dialect's key header."""
     token = bearer_token(request)
-    header = key_header(request)
-    if token is None and header is not None:
-        token = request.headers.get(header, "").strip() or None
+    if token is None:
+        header = key_header(request)
+        if header is not None:
+            token = request.headers.get(header, "").strip() or None
     return token
 
 
@@ -89,7 +90,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     # and their answers carry the figures like any other.
     limit, remaining = await access.count_request(principal)
     if limit:
-        # Set on the answer by rate_limit_headers_middleware, errors included.
+        # Set on the answer by the edge middleware (api/edge.py), errors included.
         note_rate_limit(request, limit, remaining)
     if request.path not in _ANY_SCOPE:
         access.require(principal, scope_for(request))

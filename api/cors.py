@@ -1,6 +1,6 @@
-"""CORS for browser clients of every API: a preflight (`OPTIONS`) is answered here, without
-a key, with the methods the path takes and the headers a client may send; every answer then
-names the allowed origin.
+"""CORS for browser clients of every API: a preflight (`OPTIONS`) is answered by the edge
+middleware (api/edge.py), without a key, with the methods the path takes and the headers a
+client may send; every answer then names the allowed origin.
 
 Origins come from BACKFILL_CORS_ORIGINS. Unset, the compatibility APIs allow `*` (the pages
 of the systems they copy show `Access-Control-Allow-Origin: *` on every answer) and the
@@ -15,7 +15,6 @@ routes; the policy here is per API, decided by the path."""
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from api.compat.dialect import DIALECTS_KEY, Dialect, dialect_of
 from api.keys import SETTINGS_KEY
@@ -51,7 +50,7 @@ def allowed_origin(origins: list[str], origin: str | None) -> str | None:
     return None
 
 
-def _preflight(request: web.Request) -> web.Response | None:
+def preflight(request: web.Request) -> web.Response | None:
     """204 with the path's methods, for a path that exists and has no OPTIONS route of its
     own (Mage's answer theirs as Mage does); None to let routing answer (404, Mage)."""
     error = request.match_info.http_exception
@@ -73,15 +72,10 @@ def _preflight(request: web.Request) -> web.Response | None:
     )
 
 
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response: web.StreamResponse | None = None
-    if request.method == "OPTIONS":
-        response = _preflight(request)
-    if response is None:
-        response = await handler(request)
+def add_origin_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The origin header on an answer (errors and preflights included), or its removal."""
     if response.prepared:
-        return response
+        return
     origins = origins_for(request.app[SETTINGS_KEY], dialect_of(request))
     allowed = allowed_origin(origins, request.headers.get("Origin"))
     if allowed is None:
@@ -92,4 +86,3 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if allowed != "*" and origins:
         # The answer depends on the Origin header: caches must keep one per origin.
         response.headers.add("Vary", "Origin")
-    return response

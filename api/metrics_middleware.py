@@ -1,13 +1,14 @@
-"""HTTP request counts and durations for /metrics, labelled by the matched route's template
+"""HTTP request counts and durations for /metrics (observed by the edge middleware,
+api/edge.py), labelled by the matched route's template
 (`/v1/backfills/{backfill}`), never the raw path: ids in label values would make a new series
 per backfill and grow without bound."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from orchestrator.metrics import HTTP_DURATION, HTTP_REQUESTS
 
@@ -26,23 +27,24 @@ def method_label(request: web.Request) -> str:
     return request.method if request.method in _METHODS else "other"
 
 
-def _observe(request: web.Request, status: int, started: float) -> None:
-    method, route = method_label(request), route_label(request)
-    HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-    HTTP_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
+# Each series' children, found once: `labels()` checks and joins its arguments under a lock
+# on every call. Bounded as the series are (standard methods, route templates, statuses).
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # redirects: the error middleware lets them through
-        _observe(request, exc.status, started)
-        raise
-    except Exception:
-        _observe(request, 500, started)
-        raise
-    # A cancelled request (the client went away) made no response and is not counted.
-    _observe(request, response.status, started)
-    return response
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    key = (method, route, status)
+    found = _children.get(key)
+    if found is None:
+        found = (
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+            HTTP_DURATION.labels(method=method, route=route),
+        )
+        _children[key] = found
+    return found
+
+
+def observe(request: web.Request, status: int, started: float) -> None:
+    requests, duration = _series(method_label(request), route_label(request), status)
+    requests.inc()
+    duration.observe(time.perf_counter() - started)

@@ -34,11 +34,6 @@ def _datetimes_to_iso(value: Any) -> Any:
     return value
 
 
-def _dumps(value: Any) -> str:
-    # Compact separators: responses are read by programs, and pages can be large.
-    return jsoncodec.dumps_str(value)
-
-
 def json_response(
     payload: BaseModel | Mapping[str, Any],
     *,
@@ -52,6 +47,23 @@ def json_response(
         # Mappings come from the service (overview) or error extras and may hold datetimes,
         # UUIDs or enums; str() keeps an odd value from turning a reply into a 500.
         body = to_jsonable_python(_datetimes_to_iso(payload), fallback=str)
-    return web.json_response(
-        body, status=status, headers=headers, content_type=content_type, dumps=_dumps
+    return json_ready_response(body, status=status, headers=headers, content_type=content_type)
+
+
+def json_ready_response(
+    body: Any,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    content_type: str = "application/json",
+) -> web.Response:
+    """`body` made of JSON's own types already (the bodies of `api.views`)."""
+    # Compact UTF-8 bytes straight into the response: aiohttp's json_response would take a
+    # str and encode it again.
+    return web.Response(
+        body=jsoncodec.dumps(body),
+        status=status,
+        headers=headers,
+        content_type=content_type,
+        charset="utf-8",
     )

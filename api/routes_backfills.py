@@ -10,8 +10,9 @@ from api import params
 from api.auth import principal_of, team_of
 from api.body import RequestBody
 from api.keys import USECASES_KEY
-from api.render import json_response
-from api.schemas import BackfillOut, DryRunOut, backfills_page, runs_page
+from api.render import json_ready_response, json_response
+from api.schemas import DryRunOut, runs_page
+from api.views import backfill_body, backfills_page_body
 from orchestrator.domain.models import Backfill
 from orchestrator.domain.specs import BackfillPatch, BackfillSpec
 from orchestrator.domain.states import BackfillState, RunState
@@ -41,9 +42,17 @@ def idempotency_command_id(request: web.Request) -> uuid.UUID | None:
     return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, key)
 
 
-async def _backfill_out(request: web.Request, backfill: Backfill) -> BackfillOut:
+async def _backfill_response(
+    request: web.Request,
+    backfill: Backfill,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """A `BackfillOut` body (api.views writes it without building the model)."""
     progress = await request.app[USECASES_KEY].ops.progress([backfill])
-    return BackfillOut.from_domain(backfill, progress[backfill.id])
+    body = backfill_body(backfill, progress[backfill.id])
+    return json_ready_response(body, status=status, headers=headers)
 
 
 @routes.post("/v1/backfills")
@@ -65,10 +74,8 @@ async def create_backfill(request: web.Request) -> web.Response:
         command_id=command_id,
         created_by=principal_of(request).key_id,
     )
-    return json_response(
-        await _backfill_out(request, backfill),
-        status=201,
-        headers={"Location": f"/v1/backfills/{backfill.id}"},
+    return await _backfill_response(
+        request, backfill, status=201, headers={"Location": f"/v1/backfills/{backfill.id}"}
     )
 
 
@@ -83,14 +90,14 @@ async def list_backfills(request: web.Request) -> web.Response:
         team_id=team_of(request), target_id=target_id, states=states, after=after, limit=limit
     )
     progress = await request.app[USECASES_KEY].ops.progress(page.items)
-    return json_response(backfills_page(page, progress))
+    return json_ready_response(backfills_page_body(page, progress))
 
 
 @routes.get("/v1/backfills/{backfill}")
 async def get_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     backfill = await request.app[USECASES_KEY].backfills.get(ref, team_id=team_of(request))
-    return json_response(await _backfill_out(request, backfill))
+    return await _backfill_response(request, backfill)
 
 
 @routes.patch("/v1/backfills/{backfill}")
@@ -100,7 +107,7 @@ async def update_backfill(request: web.Request) -> web.Response:
     backfill = await request.app[USECASES_KEY].backfills.update(
         ref, patch, team_id=team_of(request)
     )
-    return json_response(await _backfill_out(request, backfill))
+    return await _backfill_response(request, backfill)
 
 
 @routes.post("/v1/backfills/{backfill}/cancel")
@@ -109,28 +116,28 @@ async def cancel_backfill(request: web.Request) -> web.Response:
     backfill = await request.app[USECASES_KEY].backfills.cancel(
         ref, team_id=team_of(request), by=principal_of(request).key_id
     )
-    return json_response(await _backfill_out(request, backfill))
+    return await _backfill_response(request, backfill)
 
 
 @routes.post("/v1/backfills/{backfill}/pause")
 async def pause_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     backfill = await request.app[USECASES_KEY].backfills.pause(ref, team_id=team_of(request))
-    return json_response(await _backfill_out(request, backfill))
+    return await _backfill_response(request, backfill)
 
 
 @routes.post("/v1/backfills/{backfill}/resume")
 async def resume_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     backfill = await request.app[USECASES_KEY].backfills.resume(ref, team_id=team_of(request))
-    return json_response(await _backfill_out(request, backfill))
+    return await _backfill_response(request, backfill)
 
 
 @routes.post("/v1/backfills/{backfill}/retry")
 async def retry_backfill(request: web.Request) -> web.Response:
     ref = params.backfill_ref(request.match_info["backfill"])
     backfill = await request.app[USECASES_KEY].backfills.retry(ref, team_id=team_of(request))
-    return json_response(await _backfill_out(request, backfill))
+    return await _backfill_response(request, backfill)
 
 
 @routes.get("/v1/backfills/{backfill}/runs")

@@ -15,6 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from api.render import iso_datetime
+from api.views import planning_figures
 from orchestrator.domain.models import (
     Backfill,
     IntervalType,
@@ -123,18 +124,7 @@ class PlanningOut(_Out):
 
     @classmethod
     def from_domain(cls, b: Backfill) -> PlanningOut:
-        rows: int | None = None
-        fraction: float | None = None
-        if b.planning_done:
-            fraction = 1.0
-        if b.kind == TargetKind.TABLE and b.chunk_size:
-            rows = b.runs_created * b.chunk_size
-            if b.rows_initial_count is not None:
-                rows = min(rows, b.rows_initial_count)
-                if not b.planning_done and b.rows_initial_count > 0:
-                    fraction = min(1.0, rows / b.rows_initial_count)
-        elif not b.planning_done and b.runs_total > 0:
-            fraction = min(1.0, b.runs_created / b.runs_total)
+        rows, fraction = planning_figures(b)
         return cls(
             done=b.planning_done, runs_created=b.runs_created, rows_planned=rows, fraction=fraction
         )
