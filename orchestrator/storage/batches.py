@@ -51,13 +51,15 @@ async def dispatch_claiming(
     queued with a `run.dispatch` message each, as `dispatch` does. Returns the claimed runs.
     The caller holds the backfill lock.
 
-    A table backfill's runs are only ever taken by their message (the named run): each is
-    long enough that spreading them over the workers matters more than the message."""
+    A table backfill's message takes only its named run: each run is long enough that
+    spreading them over the workers matters more than the message. Its runs that end are
+    replaced one for one by the worker that ran them (a claim naming no run), which keeps
+    the spread the messages made without a message between one run and the next."""
     if backfill["state"] not in BACKFILL_DISPATCHABLE:
         return []
     backfill_id = backfill["id"]
     want = claim.want if claim is not None else 0
-    batch = backfill["kind"] != "table"
+    batch = backfill["kind"] != "table" or (claim is not None and not claim.named)
     claimed: list[asyncpg.Record] = []
     if claim is not None and claim.named and want > 0:
         claimed += await _claim_queued(conn, backfill_id, claim, claim.named, 1)
@@ -224,9 +226,7 @@ class Batches:
         if self.capacity is not None:
             for backfill_id, share in await conn.fetch(q("shares_of_capacity"), ids, self.capacity):
                 limits[backfill_id] = min(limits[backfill_id], share or limits[backfill_id])
-        takes = [
-            wants[b["id"]] if claim is not None and b["kind"] != "table" else 0 for b in together
-        ]
+        takes = [wants[b["id"]] if claim is not None else 0 for b in together]
         rows = await conn.fetch(
             q("claim_and_queue_many"),
             ids,
