@@ -491,6 +491,7 @@ class Executor:
                     upper=end,
                     backfill_id=run.backfill_id,
                     run_id=run.id,
+                    table=backfill.table.table_name,
                 )
                 await self._fenced(run, token, clock)
                 started = time.monotonic()
