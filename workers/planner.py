@@ -153,7 +153,12 @@ class Planner:
         cursor: list[str] | None = row.planning_cursor
         seq: int = row.planning_seq
         chunk: int = row.table.chunk_size
-        per_batch = self._settings.planner_batch_runs
+        # The first page holds as many runs as the backfill may run at once: they start
+        # after a short walk rather than a whole batch's (100 chunks of 10,000 rows take
+        # most of a second on a loaded source). Pages then double up to the batch size,
+        # each walked while the runs of the one before execute.
+        ceiling = self._settings.planner_batch_runs
+        per_batch = max(1, min(ceiling, row.max_active_runs))
         while True:
             params: list[Any] = [*(cursor or []), *upper, chunk * per_batch, chunk]
             async with pool.acquire() as conn:
@@ -173,6 +178,7 @@ class Planner:
             if done:
                 log.info("planning_done", runs=seq)
                 return
+            per_batch = min(ceiling, per_batch * 2)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -60,13 +60,15 @@ async def dispatch_claiming(
     queued with a `run.dispatch` message each, as `dispatch` does. Returns the claimed runs.
     The caller holds the backfill lock.
 
-    A table backfill's runs are only ever taken by their message (the named run): each is
-    long enough that spreading them over the workers matters more than the message."""
+    A table backfill's message takes only its named run: each run is long enough that
+    spreading them over the workers matters more than the message. Its runs that end are
+    replaced one for one by the worker that ran them (a claim naming no run), which keeps
+    the spread the messages made without a message between one run and the next."""
     if backfill["state"] not in BACKFILL_DISPATCHABLE:
         return []
     backfill_id = backfill["id"]
     want = claim.want if claim is not None else 0
-    batch = backfill["kind"] != "table"
+    batch = backfill["kind"] != "table" or (claim is not None and not claim.named)
     claimed: list[asyncpg.Record] = []
     if claim is not None and claim.named and want > 0:
         claimed += await _claim_queued(conn, backfill_id, claim, claim.named, 1)
@@ -266,9 +268,7 @@ class Batches:
         if not together:
             return out
         ids = [b["id"] for b in together]
-        takes = [
-            wants[b["id"]] if claim is not None and b["kind"] != "table" else 0 for b in together
-        ]
+        takes = [wants[b["id"]] if claim is not None else 0 for b in together]
         claiming = (
             claim.lease if claim is not None else None,
             claim.worker_id if claim is not None else None,

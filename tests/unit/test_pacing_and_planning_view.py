@@ -19,6 +19,18 @@ def test_pages_grow_while_fast_up_to_the_ceiling() -> None:
     assert pace.size == 5000
 
 
+def test_growth_aims_at_a_quarter_of_the_budget_at_least_doubling_at_most_sixteenfold() -> None:
+    pace = PageSize(1000, 1_000_000, budget_seconds=1.0)
+    pace.took(0.025, full=True)  # ten times faster than a quarter of the budget
+    assert pace.size == 10_000
+    pace.took(0.2, full=True)  # close to a quarter: doubles still
+    assert pace.size == 20_000
+    pace.took(0.0001, full=True)
+    assert pace.size == 320_000
+    pace.took(0.3, full=True)  # past a quarter, within the budget: stays
+    assert pace.size == 320_000
+
+
 def test_a_short_page_says_nothing_about_a_full_one() -> None:
     pace = PageSize(1000, 5000, budget_seconds=1.0)
     pace.took(0.01, full=False)
