@@ -8,6 +8,7 @@ either commits before the cancel or sees it: no run starts after a cancel commit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -139,23 +140,33 @@ async def _claim_queued(
     )
 
 
-async def _claim_queued_anywhere(conn: Conn, claim: Claim, most: int) -> list[ClaimedRun]:
+async def _claim_queued_anywhere(
+    conn: Conn,
+    claim: Claim,
+    most: int,
+    known: Mapping[int, tuple[asyncpg.Record, Target]] | None = None,
+) -> list[ClaimedRun]:
     """claim_queued_anywhere, with each run's backfill (locked by the claim) and target, and
-    the backfills that start with these runs marked started."""
+    the backfills that start with these runs marked started. `known`: backfills this
+    transaction locked before, as they are now, with their targets (not read again)."""
     runs = await conn.fetch(q("claim_queued_anywhere"), most, claim.lease, claim.worker_id)
     if not runs:
         return []
-    ids = sorted({r["backfill_id"] for r in runs})
-    # Locked by this transaction already (the claim locked them): this only reads them.
-    backfills = {b["id"]: b for b in await conn.fetch(q("lock_backfills_with_targets"), ids)}
-    for backfill_id, b in backfills.items():
+    seen = dict(known or {})
+    ids = sorted({r["backfill_id"] for r in runs} - seen.keys())
+    if ids:
+        # Locked by this transaction already (the claim locked them): this only reads them.
+        for b in await conn.fetch(q("lock_backfills_with_targets"), ids):
+            seen[b["id"]] = (b, _target(b))
+    for backfill_id in sorted({r["backfill_id"] for r in runs}):
+        b = seen[backfill_id][0]
         if b["started_at"] is None or b["state"] == BackfillState.SCHEDULED:
             await conn.fetchrow(q("mark_backfill_started_once"), backfill_id)
     return [
         ClaimedRun(
             TransferRun.from_row(r),
-            BackfillRow.from_row(backfills[r["backfill_id"]]),
-            _target(backfills[r["backfill_id"]]),
+            BackfillRow.from_row(seen[r["backfill_id"]][0]),
+            seen[r["backfill_id"]][1],
         )
         for r in runs
     ]
@@ -232,7 +243,11 @@ class Batches:
                 ended[row["id"]] = len(row["ended_ids"])
                 current[row["id"]] = await maybe_finish(conn, row)
             if claim is not None and claim.queued_first and want > 0:
-                taken = await _claim_queued_anywhere(conn, claim, want)
+                # The batch's own backfills are locked and read (as the completions left
+                # them): the usual case, a run replaced by a queued run of its backfill,
+                # costs no second read of them.
+                known = {i: (current[i], targets[i]) for i in current}
+                taken = await _claim_queued_anywhere(conn, claim, want, known)
                 claimed += taken
                 queue_left = len(taken) >= want
                 want = min(want - len(taken), want if claim.own is None else claim.own)
