@@ -4,6 +4,7 @@ one queue of the shared RabbitMQ; returns tasks per second, publish to drained."
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -48,6 +49,7 @@ async def celery_tasks_per_second(n: int, within: float = 600) -> float:
         stdout=log,
         stderr=log,
     )
+    drained = False
     try:
         warm = workdir / "warm"
         await asyncio.to_thread(celery_ref.done.apply_async, (str(warm),), queue=queue)
@@ -63,9 +65,16 @@ async def celery_tasks_per_second(n: int, within: float = 600) -> float:
         t0 = time.monotonic()
         await asyncio.to_thread(publish)
         await _wait_file(finished, proc, within)
+        drained = True
         return n / (time.monotonic() - t0)
     finally:
         proc.terminate()
         await proc.wait()
+        log.close()
         with celery_ref.app.connection_for_write(AMQP) as conn:
             conn.default_channel.queue_delete(queue)
+        # The worker's log is kept only when it is needed: to see why the reference failed.
+        if drained:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"celery reference failed; its worker log: {workdir / 'worker.log'}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import asyncpg
@@ -111,6 +112,7 @@ class Stack:
         self.token = token
         self.port = port
         self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.logs: list[IO[bytes]] = []
         self.logdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
         self.http: aiohttp.ClientSession | None = None
 
@@ -138,6 +140,7 @@ class Stack:
 
     async def start(self, name: str, command: str, extra: dict[str, str] | None = None) -> None:
         log = (self.logdir / f"{name}.log").open("wb")
+        self.logs.append(log)
         self.procs[name] = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -199,6 +202,8 @@ class Stack:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        for log in self.logs:
+            log.close()
 
 
 async def _table_count(conn: asyncpg.Connection[Any], table: str, where: str) -> int:
@@ -219,6 +224,7 @@ async def stack(
     `backfill api` and `workers` `backfill worker` processes."""
     s = Stack(dsn, prefix, "bench-" + secrets.token_hex(16), free_port())
     s.http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {s.token}"})
+    ok = False
     try:
         if combined:
             await s.start("up", "up", env)
@@ -229,9 +235,15 @@ async def stack(
                 await s.start(f"worker#{n}", "worker", env)
         await s.wait_ready(1 if combined else workers)
         yield s
+        ok = True
     finally:
         await s.stop()
         await s.http.close()
+        # The processes' logs are kept only when they are needed: to see why a case failed.
+        if ok:
+            shutil.rmtree(s.logdir, ignore_errors=True)
+        else:
+            print(f"bench stack failed; its processes' logs: {s.logdir}")
 
 
 async def wait_backfills(s: Stack, ids: list[int], within: float) -> list[dict[str, Any]]:
