@@ -80,3 +80,16 @@ def backfill_body(target: str | int, **fields: Any) -> dict[str, Any]:
 async def start_backfill(client: Any, target: str | int, **fields: Any) -> Any:
     """POST /v1/backfills, expecting 201."""
     return await api(client, "POST", "/v1/backfills", 201, json=backfill_body(target, **fields))
+
+
+HTTP_METHODS = ("get", "put", "post", "patch", "delete", "options", "trace")
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """An OpenAPI document's operations by (METHOD, path)."""
+    return {
+        (method.upper(), path): item[method]
+        for path, item in document["paths"].items()
+        for method in HTTP_METHODS
+        if method in item
+    }

@@ -11,19 +11,9 @@ from api.compat.registry import DIALECTS
 from api.openapi import openapi_document
 from api.problem_schema import Problem
 from orchestrator.storage.database import Pool
+from tests.helpers import operations
 from tests.integration.api.conftest import Client
 from tests.integration.api.seed import add_target
-
-HTTP_METHODS = ("get", "put", "post", "patch", "delete", "options", "trace")
-
-
-def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {
-        (method.upper(), path): item[method]
-        for path, item in document["paths"].items()
-        for method in HTTP_METHODS
-        if method in item
-    }
 
 
 async def test_every_route_is_documented_and_every_operation_is_routed(client: Client) -> None:

@@ -26,17 +26,7 @@ from api.problem_schema import Problem
 from api.problems import problem_response
 from api.schemas import BackfillOut, PageOut, TargetOut
 from orchestrator.domain.specs import BackfillSpec, TargetPatch
-
-HTTP_METHODS = ("get", "put", "post", "patch", "delete", "options", "trace")
-
-
-def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {
-        (method.upper(), path): item[method]
-        for path, item in document["paths"].items()
-        for method in HTTP_METHODS
-        if method in item
-    }
+from tests.helpers import operations
 
 
 def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
