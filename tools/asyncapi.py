@@ -75,39 +75,47 @@ class _Channel:
     queue: str | None = None  # the orchestrator's queue bound to this routing key
 
 
+def _command(verb: str, model: type[BaseModel], does: str, title: str, summary: str) -> _Channel:
+    """A command channel: `command.<verb>`, received on the orchestrator's commands queue."""
+    return _Channel(
+        f"command{verb.title()}",
+        f"command.{verb}",
+        does,
+        _Message(f"{verb}Command", model, title, summary),
+        ("receive",),
+        queue="commands",
+    )
+
+
 _COMMANDS = (
-    _Channel(
-        "commandCreate",
-        "command.create",
+    _command(
+        "create",
+        CreateCommand,
         "Creates a backfill, exactly as POST /v1/backfills would; `command_id` makes it "
         "idempotent.",
-        _Message("createCommand", CreateCommand, "Create a backfill", "Start a backfill."),
-        ("receive",),
-        queue="commands",
+        "Create a backfill",
+        "Start a backfill.",
     ),
-    _Channel(
-        "commandCancel",
-        "command.cancel",
+    _command(
+        "cancel",
+        CancelCommand,
         "Cancels a backfill, as POST /v1/backfills/{id}/cancel would.",
-        _Message("cancelCommand", CancelCommand, "Cancel a backfill", "Cancel a backfill."),
-        ("receive",),
-        queue="commands",
+        "Cancel a backfill",
+        "Cancel a backfill.",
     ),
-    _Channel(
-        "commandPause",
-        "command.pause",
+    _command(
+        "pause",
+        PauseCommand,
         "Pauses a backfill, as POST /v1/backfills/{id}/pause would.",
-        _Message("pauseCommand", PauseCommand, "Pause a backfill", "Pause a backfill."),
-        ("receive",),
-        queue="commands",
+        "Pause a backfill",
+        "Pause a backfill.",
     ),
-    _Channel(
-        "commandResume",
-        "command.resume",
+    _command(
+        "resume",
+        ResumeCommand,
         "Resumes a paused backfill, as POST /v1/backfills/{id}/resume would.",
-        _Message("resumeCommand", ResumeCommand, "Resume a backfill", "Resume a backfill."),
-        ("receive",),
-        queue="commands",
+        "Resume a backfill",
+        "Resume a backfill.",
     ),
 )
 
