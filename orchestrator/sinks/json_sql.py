@@ -94,25 +94,34 @@ def _literal(text: str) -> str:
 def object_json(columns: Sequence[str], types: Sequence[str], alias: str) -> str | None:
     """SQL for a row of `alias` as a JSON object, columns in the given order, as
     encoding.RowEncoder.row writes it; None if a column's type is not covered."""
-    parts: list[str] = []
-    for i, (column, type_name) in enumerate(zip(columns, types, strict=True)):
-        value = value_json(f"{alias}.{quote_ident(column)}", type_name)
-        if value is None:
-            return None
-        name = ("{" if i == 0 else ",") + json.dumps(column, ensure_ascii=False) + ":"
-        parts.append(f"{_literal(name)} || COALESCE({value}, 'null')")
-    if not parts:
+    values = _values(columns, types, alias)
+    if values is None:
+        return None
+    if not values:
         return "'{}'"
+    parts = [
+        _literal(("{" if i == 0 else ",") + json.dumps(column, ensure_ascii=False) + ":")
+        + f" || {value}"
+        for i, (column, value) in enumerate(zip(columns, values, strict=True))
+    ]
     return " || ".join(parts) + " || '}'"
 
 
 def array_json(columns: Sequence[str], types: Sequence[str], alias: str) -> str | None:
     """SQL for the values of `columns` as a JSON array (a row's key, as RowEncoder.key writes
     it before escaping to ASCII); None if a column's type is not covered."""
+    values = _values(columns, types, alias)
+    if values is None:
+        return None
+    return "'[' || " + " || ',' || ".join(values) + " || ']'"
+
+
+def _values(columns: Sequence[str], types: Sequence[str], alias: str) -> list[str] | None:
+    """Each column of `alias` as JSON text, SQL null as 'null'; None if a type is not covered."""
     values: list[str] = []
     for column, type_name in zip(columns, types, strict=True):
         value = value_json(f"{alias}.{quote_ident(column)}", type_name)
         if value is None:
             return None
         values.append(f"COALESCE({value}, 'null')")
-    return "'[' || " + " || ',' || ".join(values) + " || ']'"
+    return values
