@@ -149,8 +149,6 @@ class _RabbitmqSink:
         """Publishes the range's rows as Postgres renders them to JSON (rabbitmq_range): no
         row is decoded in Python. None when the table has a column type Postgres renders
         differently from encoding.py; the executor then reads rows instead."""
-        if not page.table:
-            return None
         shape = (
             page.keyset.table_sql,
             tuple(page.keyset.key_columns),

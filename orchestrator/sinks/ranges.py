@@ -36,8 +36,8 @@ class KeyRange:
     backfill_id: int
     run_id: int
     # schema.table as the backfill names it: sinks that label what they send (rabbitmq
-    # headers and message ids) need it; "" when the caller does not say.
-    table: str = ""
+    # headers and message ids) need it.
+    table: str
 
     def select(self) -> tuple[str, list[str]]:
         """The SELECT of this range's rows and its parameters."""

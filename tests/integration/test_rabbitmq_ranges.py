@@ -178,7 +178,9 @@ async def test_a_type_postgres_renders_differently_keeps_the_python_path(
     )
     assert message_query(page, 1) is None  # float, interval, inet, … among the columns
     only = {c: types[c] for c in COVERED}
-    assert message_query(KeyRange("main", pool, keyset, list(only), only, None, ["5"], 1, 1), 1)
+    assert message_query(
+        KeyRange("main", pool, keyset, list(only), only, None, ["5"], 1, 1, "public.everything"), 1
+    )
     sink: Any = await RabbitmqSinkType().open(RabbitmqOptions(exchange="amq.topic"), ctx.resources)
     try:
         assert await sink.deliver_range(page) is None

@@ -137,6 +137,7 @@ async def _page(ctx: Context, db: Any, lower: str | None, upper: str) -> KeyRang
         upper=[upper],
         backfill_id=1,
         run_id=1,
+        table="public.orders",
     )
 
 
