@@ -189,6 +189,11 @@ async def test_table_targets_and_sinks_on_catalogs_and_the_orchestrator_are_refu
         {"tables": ["pg_catalog.pg_authid"], "sink": {"type": "null"}},
         {"tables": ["orchestrator.api_keys"], "sink": {"type": "null"}},
         {"tables": ["information_schema.tables"], "sink": {"type": "null"}},
+        # The rabbitmq sink reads its ranges itself (as JSON Postgres renders): same refusal.
+        {
+            "tables": ["orchestrator.api_keys"],
+            "sink": {"type": "rabbitmq", "options": {"exchange": "amq.topic"}},
+        },
         *(
             {
                 "tables": ["precious"],
