@@ -28,7 +28,7 @@ from orchestrator.errors import Unavailable, ValidationFailed
 from orchestrator.outbound.errors import DeliveryFailed
 from orchestrator.plugins.peers import broker_url
 from orchestrator.plugins.resources import Resources
-from orchestrator.settings import MAIN_SOURCE
+from orchestrator.settings import MAIN_SOURCE, Settings
 from orchestrator.sinks.base import RowBatch, Sink
 from orchestrator.sinks.encoding import RowEncoder, ascii_json, idempotency_key
 from orchestrator.sinks.rabbitmq_publish import Message, publish_confirmed
@@ -294,6 +294,7 @@ class RabbitmqSinkType:
 
     async def validate(self, options: BaseModel, resources: Resources) -> None:
         assert isinstance(options, RabbitmqOptions)
+        _refuse_orchestrator_exchange(options, resources.settings)
         url = broker_url(resources.settings, options.broker, f"{POINTER}/broker")
         # A connection of its own: a failed passive declare closes its channel, and that
         # must not disturb channels that runs are publishing on.
@@ -309,6 +310,11 @@ class RabbitmqSinkType:
 
     async def open(self, options: BaseModel, resources: Resources) -> Sink:
         assert isinstance(options, RabbitmqOptions)
+        try:
+            _refuse_orchestrator_exchange(options, resources.settings)
+        except ValidationFailed as exc:
+            # A target stored before the refusal existed: no retry makes it deliverable.
+            raise DeliveryFailed(exc.detail, retryable=False) from None
         connection = await resources.peers.broker(options.broker)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         try:
@@ -321,6 +327,29 @@ class RabbitmqSinkType:
                 await channel.close()
             raise
         return _RabbitmqSink(options, channel, exchange)
+
+
+def _refuse_orchestrator_exchange(options: RabbitmqOptions, settings: Settings) -> None:
+    """On the orchestrator's own broker, a sink may not publish where the orchestrator
+    listens: its exchanges (`<prefix>`, `<prefix>.*`) route `command.*` to the commands queue,
+    and the default exchange (`amq.default`) routes to any queue by name. A team's rows there
+    would be commands naming any team, checked against that team's grants: a team key would
+    be worth the broker's credentials (docs/security.md)."""
+    if options.broker != MAIN_SOURCE:
+        return
+    prefix = settings.amqp_prefix
+    name = options.exchange
+    if name == "amq.default" or name == prefix or name.startswith(prefix + "."):
+        raise ValidationFailed(
+            f"exchange {name!r} is the orchestrator's own on broker {options.broker!r}",
+            errors=[
+                {
+                    "pointer": f"{POINTER}/exchange",
+                    "message": "publish to an exchange of your own, not one the orchestrator "
+                    "consumes from",
+                }
+            ],
+        )
 
 
 async def _existing_exchange(

@@ -209,3 +209,34 @@ async def test_table_targets_and_sinks_on_catalogs_and_the_orchestrator_are_refu
         )  # fmt: skip
         assert body["code"] == "not_granted", fields
     assert await db.fetchval("SELECT count(*) FROM targets WHERE team_id = $1", intruder.id) == 0
+
+
+async def test_a_rabbitmq_sink_on_the_orchestrators_own_exchanges_is_refused(
+    client: Any, ctx: Context, db: Any, intruder: Team, victim: None
+) -> None:
+    """Rows published where the orchestrator consumes would be commands naming any team."""
+    await grant_source(ctx, intruder.id, read=("*.*",), write=("*.*",), sql=True)
+    prefix = ctx.settings.amqp_prefix
+    for i, exchange in enumerate((prefix, f"{prefix}.dead", "amq.default")):
+        body = await api(
+            client, "POST", "/v1/targets", 422, headers=intruder.headers,
+            json=target_body(
+                f"own-exchange-{i}", "table", tables=["precious"],
+                sink={"type": "rabbitmq",
+                      "options": {"exchange": exchange, "routing_key": "command.create"}},
+            ),
+        )  # fmt: skip
+        assert "orchestrator's own" in body["detail"], body
+    assert await db.fetchval("SELECT count(*) FROM targets WHERE team_id = $1", intruder.id) == 0
+    # A change is checked like a create, and leaves the target as it was.
+    sink = {"type": "rabbitmq", "options": {"exchange": "amq.topic"}}
+    target = await api(
+        client, "POST", "/v1/targets", 201, headers=intruder.headers,
+        json=target_body("own-exchange-patch", "table", tables=["precious"], sink=sink),
+    )  # fmt: skip
+    await api(
+        client, "PATCH", f"/v1/targets/{target['id']}", 422, headers=intruder.headers,
+        json={"sink": {"type": "rabbitmq", "options": {"exchange": prefix}}},
+    )  # fmt: skip
+    stored = await api(client, "GET", f"/v1/targets/{target['id']}", 200, headers=intruder.headers)
+    assert stored["sink"]["options"]["exchange"] == "amq.topic"
