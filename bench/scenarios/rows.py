@@ -98,7 +98,9 @@ async def _exchange(prefix: str) -> tuple[aio_pika.abc.AbstractConnection, str]:
     benchmark filling its memory."""
     connection = await aio_pika.connect(AMQP)
     channel = await connection.channel()
-    name = f"{prefix}.rows"
+    # Beside the orchestrator's names, not under them: `<prefix>.*` on the main broker is
+    # the orchestrator's own, which a rabbitmq sink may not publish to.
+    name = f"{prefix}-rows"
     exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, auto_delete=True)
     queue = await channel.declare_queue(
         f"{name}.sink", auto_delete=True, arguments={"x-max-length": 10_000}
