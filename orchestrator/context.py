@@ -55,7 +55,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         await broker.connect()
         storage = Storage.build(
             pool,
-            capacity=settings.dispatch_capacity,
+            capacity=Storage.capacity(settings.dispatch_capacity),
             cancel_inline_runs=settings.cancel_inline_runs,
         )
         usecases = build_usecases(settings, storage, sources)

@@ -69,13 +69,15 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     # How often each running backfill gets an `event.backfill.progress` (0: never).
     progress_event_seconds: float = Field(default=15.0, ge=0)
-    # Runs one worker process executes at once: as many as the dispatch capacity below, so
-    # a single worker can hold every run dispatched (a busy backfill's runs then go from
-    # one batch to the next without a dispatch message).
+    # Runs one worker process executes at once. It is also what the worker adds to the
+    # dispatch capacity below while it is up, so a worker can hold every run dispatched for
+    # it (a busy backfill's runs then go from one batch to the next without a message).
     worker_concurrency: int = Field(default=16, ge=1)
     # Runs queued or running across all backfills that the dispatcher shares out by
-    # priority; set it near the total worker concurrency of the deployment.
-    dispatch_capacity: int = Field(default=16, ge=1)
+    # priority. Unset: the summed worker_concurrency of the worker processes up now (from
+    # their heartbeats), so a worker that starts adds its slots and one that stops takes
+    # them away; set it to pin the capacity instead.
+    dispatch_capacity: int | None = Field(default=None, ge=1)
     planner_batch_runs: int = Field(default=100, ge=1)
     # A cancel marks at most this many pending runs cancelled in its own transaction; a
     # bigger backfill's are counted at once and marked by the workers' sweep right after.

@@ -50,6 +50,14 @@ class Maintenance:
             self._planner.kick(backfill_id)
 
     async def heartbeat(self) -> None:
+        s = self._settings
         await self._sweeps.worker_seen(
-            self.worker_id, socket.gethostname(), os.getpid(), self._roles
+            self.worker_id,
+            socket.gethostname(),
+            os.getpid(),
+            self._roles,
+            s.worker_concurrency if "executor" in self._roles else None,
+            # A heartbeat or two may be late (a busy loop, a database blip) without the
+            # worker's slots leaving the fair shares; a dead worker's leave within three.
+            3 * s.heartbeat_seconds,
         )

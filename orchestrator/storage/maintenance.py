@@ -77,8 +77,20 @@ class MaintenanceStore:
     async def prune_outbox(self, older_than: float) -> None:
         await self.pool.execute(q("prune_outbox"), older_than)
 
-    async def worker_seen(self, worker_id: str, hostname: str, pid: int, roles: list[str]) -> None:
-        await self.pool.execute(q("worker_seen"), worker_id, hostname, pid, roles)
+    async def worker_seen(
+        self,
+        worker_id: str,
+        hostname: str,
+        pid: int,
+        roles: list[str],
+        concurrency: int | None,
+        live_for: float,
+    ) -> None:
+        """`concurrency`: the runs this process executes at once (None: it executes none),
+        counted in the dispatch capacity for `live_for` seconds unless seen again."""
+        await self.pool.execute(
+            q("worker_seen"), worker_id, hostname, pid, roles, concurrency, live_for
+        )
 
     async def worker_stopped(self, worker_id: str) -> None:
         await self.pool.execute(q("worker_stopped"), worker_id)

@@ -31,12 +31,20 @@ class Storage:
     progress: ProgressStore
     grants: GrantRepository
 
+    @staticmethod
+    def capacity(setting: int | None) -> int:
+        """The capacity the stores pass to dispatch for BACKFILL_DISPATCH_CAPACITY: pinned,
+        or (unset) 0, which the dispatch statements read as the summed concurrency of the
+        executor workers whose heartbeats say they are up."""
+        return setting if setting is not None else 0
+
     @classmethod
     def build(
         cls, pool: Pool, *, capacity: int | None = None, cancel_inline_runs: int = 1000
     ) -> Storage:
         """`capacity`: the dispatch capacity shared out by priority (None: each backfill
-        alone); `cancel_inline_runs`: how many pending runs a cancel marks itself."""
+        alone; 0: the live workers', see `capacity()`); `cancel_inline_runs`: how many
+        pending runs a cancel marks itself."""
         return cls(
             pool=pool,
             targets=TargetStore(pool),

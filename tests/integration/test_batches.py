@@ -17,6 +17,7 @@ from tests.conftest import RunningWorker, make_settings
 from tests.faults.checker import check_date_range_backfill
 from tests.faults.scenario import date_range_target, start_backfill
 from tests.helpers import wait_until
+from workers.maintenance import Maintenance
 from workers.planner import Planner
 
 pytestmark = pytest.mark.integration
@@ -146,6 +147,40 @@ async def test_the_capacity_rounding_down_leaves_goes_to_the_largest_remainders(
     # to the largest remainder (the smallest backfill), one to the oldest of the equal ones.
     shares = [await db.fetchval(q("share_of_capacity"), i, 11) for i in ids]
     assert shares == [4, 3, 3, 1]
+
+
+async def test_an_unpinned_capacity_is_the_slots_of_the_workers_up_now(
+    ctx: Context, db: Any
+) -> None:
+    ids = []
+    for name, priority in (("la", 5), ("lb", 5), ("lc", 5), ("ld", 1)):
+        await date_range_target(ctx, name, {"type": "noop"}, max_active_runs=8)
+        ids.append(await planned(ctx, name, "2024-01-01", "2024-01-20", priority=priority))
+
+    async def shares() -> list[int]:
+        # 0: the capacity BACKFILL_DISPATCH_CAPACITY left unset stands for.
+        return [await db.fetchval(q("share_of_capacity"), i, 0) for i in ids]
+
+    # A worker's heartbeat says how many runs it executes at once.
+    planner = Planner(ctx.settings, ctx.storage, ctx.sources)
+    await Maintenance(ctx.settings, ctx.storage, planner, "w1", ["planner", "executor"]).heartbeat()
+    assert await db.fetchval("SELECT concurrency FROM workers WHERE id = 'w1'") == (
+        ctx.settings.worker_concurrency
+    )
+    sweeps = ctx.storage.maintenance
+    await sweeps.worker_seen("w1", "h", 1, ["planner", "executor"], 4, 30.0)
+    await sweeps.worker_seen("w2", "h", 2, ["planner", "executor"], 6, 30.0)
+    await sweeps.worker_seen("api", "h", 3, ["relay"], None, 30.0)
+    # 4 + 6 slots: the shares of a capacity of 10 (see the test above).
+    assert await shares() == [3, 3, 3, 1]
+    # A worker that stops takes its slots away: 1.25 three times and 0.25, rounded down to
+    # 1, 1, 1 and 0; the run left goes to the oldest of the equal remainders.
+    await sweeps.worker_stopped("w2")
+    assert await shares() == [2, 1, 1, 1]
+    # So does one whose heartbeat is overdue (it died without saying so).
+    await sweeps.worker_seen("w1", "h", 1, ["planner", "executor"], 4, 0.0)
+    # With no worker up, one default worker's 16: 5, 5, 5 and 1.
+    assert await shares() == [5, 5, 5, 1]
 
 
 async def test_nothing_is_claimed_for_a_cancelled_backfill(ctx: Context, db: Any) -> None:

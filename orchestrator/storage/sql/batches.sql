@@ -96,7 +96,7 @@ SELECT 'run.dispatch',
 FROM unnest($2::bigint[]) AS id;
 
 -- part: fair_shares
--- The shares of the dispatch capacity ($2) of the backfills in `asked` (a CTE of ids the
+-- The shares of the dispatch capacity ($2, see `capacity` below) of the backfills in `asked` (a CTE of ids the
 -- including statement defines first): `share` (id, n). Every backfill with work (runs
 -- pending, queued or running, told from its own counters: one row each, where probing its
 -- runs grew with the runs it had ended) and each asked one gets capacity x priority / the
@@ -104,20 +104,28 @@ FROM unnest($2::bigint[]) AS id;
 -- run each to the largest remainders (then the oldest backfills), so ten equal backfills
 -- of a capacity of 16 run 16 runs at once, not 10. At least one each, at most its
 -- max_active_runs.
+-- The capacity is $2 when pinned (BACKFILL_DISPATCH_CAPACITY); $2 = 0 means the slots of
+-- the executor workers up now, by their heartbeats (16, one default worker's, while none
+-- is: its runs then wait queued for the first).
+capacity AS (
+    SELECT CASE WHEN $2 > 0 THEN $2 ELSE coalesce(
+        (SELECT sum(w.concurrency)::integer FROM workers w WHERE w.live_until > now()), 16)
+        END AS n),
 working AS (
     SELECT o.id, o.priority, o.max_active_runs FROM backfills o
     WHERE o.state IN {backfill.DISPATCHABLE}
       AND (o.runs_created > o.runs_completed + o.runs_failed + o.runs_cancelled
            OR o.id IN (SELECT id FROM asked))),
 share_quota AS (
-    SELECT id, max_active_runs, $2::numeric * priority / sum(priority) OVER () AS exact
+    SELECT id, max_active_runs,
+           (SELECT n FROM capacity)::numeric * priority / sum(priority) OVER () AS exact
     FROM working),
 share_ranked AS (
     SELECT id, max_active_runs, floor(exact)::integer AS base,
            row_number() OVER (ORDER BY exact - floor(exact) DESC, id) AS k
     FROM share_quota),
 share_spare AS (
-    SELECT $2 - sum(base) AS n FROM share_ranked),
+    SELECT (SELECT n FROM capacity) - sum(base) AS n FROM share_ranked),
 share AS (
     SELECT r.id, least(r.max_active_runs, greatest(1, r.base
                + CASE WHEN r.k <= (SELECT n FROM share_spare) THEN 1 ELSE 0 END))::integer AS n

@@ -41,11 +41,14 @@ LIMIT $1;
 DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1);
 
 -- name: worker_seen
-INSERT INTO workers (id, hostname, pid, roles) VALUES ($1, $2, $3, $4)
-ON CONFLICT (id) DO UPDATE SET last_seen_at = now(), stopped_at = NULL;
+-- $5 the runs it executes at once (NULL: none), vouched for until $6 seconds from now.
+INSERT INTO workers (id, hostname, pid, roles, concurrency, live_until)
+VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+ON CONFLICT (id) DO UPDATE SET last_seen_at = now(), stopped_at = NULL,
+    concurrency = EXCLUDED.concurrency, live_until = EXCLUDED.live_until;
 
 -- name: worker_stopped
-UPDATE workers SET stopped_at = now(), last_seen_at = now() WHERE id = $1;
+UPDATE workers SET stopped_at = now(), last_seen_at = now(), live_until = NULL WHERE id = $1;
 
 -- name: overview_backfills
 SELECT state, count(*) AS n FROM backfills GROUP BY state;

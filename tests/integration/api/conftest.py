@@ -77,7 +77,7 @@ async def usecases(settings: Settings, pool: Pool, sources: SourcePools) -> Asyn
     """What the app serves, as `open_context` builds it, minus the broker."""
     storage = Storage.build(
         pool,
-        capacity=settings.dispatch_capacity,
+        capacity=Storage.capacity(settings.dispatch_capacity),
         cancel_inline_runs=settings.cancel_inline_runs,
     )
     built = build_usecases(settings, storage, sources)
