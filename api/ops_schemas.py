@@ -40,12 +40,23 @@ class WorkerSeenOut(_Out):
     hostname: str
     pid: int
     roles: list[str]
+    # Runs it executes at once, added to the dispatch capacity while it is alive; null for
+    # a process that executes none.
+    concurrency: int | None
     started_at: datetime
     last_seen_at: datetime
     stopped_at: datetime | None
     # alive: heartbeats arrive; stale: none for three heartbeat periods although it never
     # said it stopped (killed, or its host is gone); stopped: it shut down.
     status: Literal["alive", "stale", "stopped"]
+
+
+class DispatchCapacityOut(_Out):
+    """The runs queued or running that dispatch shares out by priority now: pinned by
+    BACKFILL_DISPATCH_CAPACITY, or the alive workers' concurrency."""
+
+    runs: int
+    pinned: bool
 
 
 class OutboxOut(_Out):
@@ -91,6 +102,7 @@ class OverviewOut(_Out):
     runs: dict[str, int]
     oldest_pending_run: PendingRunOut | None
     workers: list[WorkerSeenOut]
+    dispatch_capacity: DispatchCapacityOut | None
     outbox: OutboxOut
     queues: dict[str, int] | None
     active_backfills: list[ActiveBackfillOut]

@@ -23,6 +23,9 @@ class WorkerSeen:
     hostname: str
     pid: int
     roles: list[str]
+    # Runs it executes at once, which it adds to the dispatch capacity while alive (None: a
+    # process that executes none).
+    concurrency: int | None
     started_at: datetime
     last_seen_at: datetime
     stopped_at: datetime | None
@@ -38,6 +41,10 @@ class Overview:
     workers: list[WorkerSeen]
     outbox_unsent: int
     outbox_oldest_unsent_at: datetime | None
+    # The runs queued or running that dispatch shares out now, and whether a setting pins it
+    # (otherwise it is the alive workers' concurrency); None where no fair share applies.
+    dispatch_capacity: int | None = None
+    dispatch_capacity_pinned: bool = False
 
     def as_body(self) -> dict[str, Any]:
         """The overview as the JSON body /ops/overview starts from."""
@@ -47,6 +54,11 @@ class Overview:
             "runs": dict(self.runs),
             "oldest_pending_run": dataclasses.asdict(oldest) if oldest is not None else None,
             "workers": [dataclasses.asdict(w) for w in self.workers],
+            "dispatch_capacity": (
+                None
+                if self.dispatch_capacity is None
+                else {"runs": self.dispatch_capacity, "pinned": self.dispatch_capacity_pinned}
+            ),
             "outbox": {
                 "unsent": self.outbox_unsent,
                 "oldest_unsent_at": self.outbox_oldest_unsent_at,

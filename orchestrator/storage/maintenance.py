@@ -103,6 +103,11 @@ class MaintenanceStore:
             oldest = await conn.fetchrow(q("overview_oldest_pending"))
             workers = await conn.fetch(q("overview_workers"), stale_after_seconds)
             outbox = await conn.fetchrow(q("overview_outbox"))
+            capacity = (
+                None
+                if self.capacity is None
+                else await conn.fetchval(q("dispatch_capacity"), 0, self.capacity)
+            )
         assert outbox is not None
         return Overview(
             backfills=backfills,
@@ -111,6 +116,8 @@ class MaintenanceStore:
             workers=[WorkerSeen(**w) for w in workers],
             outbox_unsent=outbox["unsent"],
             outbox_oldest_unsent_at=outbox["oldest"],
+            dispatch_capacity=capacity,
+            dispatch_capacity_pinned=bool(self.capacity),
         )
 
     async def active_backfill_progress(self, limit: int) -> list[dict[str, Any]]:

@@ -62,13 +62,21 @@ WHERE state = {run.pending} ORDER BY created_at, id LIMIT 1;
 
 -- name: overview_workers
 -- $1: seconds without a heartbeat after which a worker that never said it stopped is stale.
-SELECT id, hostname, pid, roles, started_at, last_seen_at, stopped_at,
+SELECT id, hostname, pid, roles, concurrency, started_at, last_seen_at, stopped_at,
        CASE WHEN stopped_at IS NOT NULL THEN 'stopped'
             WHEN last_seen_at > now() - make_interval(secs => $1) THEN 'alive'
             ELSE 'stale' END AS status
 FROM workers
 WHERE last_seen_at > now() - interval '1 day'
 ORDER BY last_seen_at DESC LIMIT 100;
+
+-- name: dispatch_capacity
+-- The capacity the fair shares use now, from the very CTE they use ($2: the setting, 0 when
+-- unset; $1 is only there because the part names it).
+WITH asked AS (SELECT $1::bigint AS id WHERE false),
+{part.fair_shares}
+done AS (SELECT 1)
+SELECT n FROM capacity;
 
 -- name: overview_outbox
 SELECT count(*) AS unsent, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL;

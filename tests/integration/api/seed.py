@@ -93,10 +93,14 @@ async def add_runs(
     return ids
 
 
-async def add_worker(pool: Pool, worker_id: str, roles: list[str]) -> None:
-    """A worker that has just sent its heartbeat."""
+async def add_worker(
+    pool: Pool, worker_id: str, roles: list[str], concurrency: int | None = None
+) -> None:
+    """A worker that has just sent its heartbeat, executing `concurrency` runs at once."""
     await pool.execute(
-        "INSERT INTO workers (id, hostname, pid, roles) VALUES ($1, 'test-host', 1, $2)",
+        "INSERT INTO workers (id, hostname, pid, roles, concurrency, live_until) "
+        "VALUES ($1, 'test-host', 1, $2, $3, now() + interval '30 seconds')",
         worker_id,
         roles,
+        concurrency,
     )

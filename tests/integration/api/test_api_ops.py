@@ -15,7 +15,7 @@ async def first_pending_run(pool: Pool) -> int:
     of the oldest pending run."""
     backfill = await add_backfill(pool, await add_target(pool), state=BackfillState.RUNNING)
     runs = await add_runs(pool, backfill["id"], [RunState.PENDING] * 3)
-    await add_worker(pool, "w-1", ["planner", "executor"])
+    await add_worker(pool, "w-1", ["planner", "executor"], 4)
     return runs[0]
 
 
@@ -72,6 +72,9 @@ async def test_overview_merges_queue_depths(client: Client, first_pending_run: i
     assert worker["roles"] == ["planner", "executor"]
     assert worker["stopped_at"] is None
     assert worker["status"] == "alive"
+    assert worker["concurrency"] == 4
+    # Unpinned, the capacity dispatch shares out is the alive workers' slots.
+    assert body["dispatch_capacity"] == {"runs": 4, "pinned": False}
     assert body["queues"] == {"backfills.commands": 0, "backfills.runs": 12}
 
 
