@@ -258,6 +258,10 @@ async def test_backfill_up_serves_runs_and_stops_cleanly(
             assert len(mine) == 1, overview["workers"]
             assert mine[0]["stopped_at"] is None
             assert set(mine[0]["roles"]) >= {"planner", "executor"}
+            # Its heartbeat says how many runs it executes at once; unpinned, that is the
+            # capacity dispatch shares out.
+            assert mine[0]["concurrency"] == 16
+            assert overview["dispatch_capacity"] == {"runs": 16, "pinned": False}
 
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
