@@ -201,7 +201,14 @@ class TestStopping:
     def settings(self, database: str, prefix: str) -> Any:
         from tests.conftest import make_settings
 
-        return make_settings(database, prefix, worker_concurrency=1, shutdown_grace_seconds=0.3)
+        # The capacity pinned above the one slot: dispatch messages wait for it.
+        return make_settings(
+            database,
+            prefix,
+            worker_concurrency=1,
+            dispatch_capacity=16,
+            shutdown_grace_seconds=0.3,
+        )
 
     async def test_a_stopping_worker_starts_no_new_run(self, ctx: Context, db: Any) -> None:
         """Dispatches waiting for an executor slot when the worker stops are handed back
