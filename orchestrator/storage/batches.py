@@ -262,9 +262,13 @@ class Batches:
                 strict=True,
             )
         )
+        # One backfill row and target per backfill, as _claimed builds them.
+        seen = {
+            b["id"]: (BackfillRow.from_row(b), Target.from_row(t))
+            for b, t in zip(row["o_backfills"], row["o_targets"], strict=True)
+        }
         claimed = [
-            ClaimedRun(TransferRun.from_row(r), BackfillRow.from_row(b), Target.from_row(t))
-            for r, b, t in zip(row["o_runs"], row["o_backfills"], row["o_targets"], strict=True)
+            ClaimedRun(TransferRun.from_row(r), *seen[r["backfill_id"]]) for r in row["o_runs"]
         ]
         return done, claimed, row["o_queue_left"]
 

@@ -338,11 +338,13 @@ SELECT * FROM claimed;
 -- counters cannot reach runs_total here.
 --
 -- Returns each counted run's totals (o_done_*), the claimed runs (o_runs: transfer_runs
--- rows, which asyncpg decodes in binary), each one's backfill as the batch left it and its
--- target (o_backfills, o_targets: JSON arrays in the runs' order, to_jsonb as
--- lock_backfills_with_targets' target_row; a backfills composite cannot be decoded by
--- asyncpg, whose jsonb codec here is a text one), and o_queue_left (claim_queued_anywhere
--- took all it asked for).
+-- rows, which asyncpg decodes in binary), their backfills as the batch left them and their
+-- targets (o_backfills, o_targets: JSON arrays, one element per backfill, in id order;
+-- to_jsonb as lock_backfills_with_targets' target_row; a backfills composite cannot be
+-- decoded by asyncpg, whose jsonb codec here is a text one), and o_queue_left
+-- (claim_queued_anywhere took all it asked for). Measured in a worker's Python (8 runs of
+-- one backfill, fetched and built into ClaimedRuns): 240 us so, 263 us with the runs as
+-- JSON too.
 CREATE OR REPLACE FUNCTION pg_temp.complete_batch(
     p_ids bigint[], p_batch_backfills bigint[], p_run_ids bigint[], p_tokens uuid[],
     p_processed bigint[], p_ingested bigint[], p_want integer, p_lease double precision,
@@ -489,11 +491,10 @@ BEGIN
     END IF;
 
     IF cardinality(o_runs) > 0 THEN
-        SELECT jsonb_agg(to_jsonb(b) ORDER BY r.k), jsonb_agg(to_jsonb(t) ORDER BY r.k)
+        SELECT jsonb_agg(to_jsonb(b) ORDER BY b.id), jsonb_agg(to_jsonb(t) ORDER BY b.id)
         INTO o_backfills, o_targets
-        FROM unnest(v_claimed_bf) WITH ORDINALITY AS r(id, k)
-        JOIN backfills b ON b.id = r.id
-        JOIN targets t ON t.id = b.target_id;
+        FROM backfills b JOIN targets t ON t.id = b.target_id
+        WHERE b.id = ANY (v_claimed_bf);
     END IF;
 END
 $complete_batch$;
