@@ -4,7 +4,13 @@ several per run.
 Every transaction here locks the backfill rows it touches first (several in one statement,
 in id order), as every single-run transaction does, and claims only while the locked row
 says the backfill is dispatchable. A cancel takes the same lock, so a claim in a batch still
-either commits before the cancel or sees it: no run starts after a cancel committed."""
+either commits before the cancel or sees it: no run starts after a cancel committed.
+
+A batch of completions usually costs one statement, not a transaction of several: the
+same statements run server-side (pg_temp.complete_batch, see batches.sql), the call its
+own transaction, so the backfill locks are held for the server's work only, not across
+the worker's round trips. What it leaves to the transaction (throttled backfills, a
+backfill this batch may finish) it declines before writing anything."""
 
 from __future__ import annotations
 
