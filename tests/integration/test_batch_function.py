@@ -212,3 +212,11 @@ async def test_a_cancel_committed_between_batches_lets_the_next_one_claim_nothin
     assert late == 0
     state = await db.fetchval("SELECT state FROM backfills WHERE id = $1", gone)
     assert state == "cancelled"
+    # The other backfill started with the runs the batch took (mark_backfill_started_once),
+    # and the claimed runs carry it as the batch left it.
+    started = await db.fetchrow("SELECT state, started_at FROM backfills WHERE id = $1", other)
+    assert started["state"] == "running"
+    assert started["started_at"] is not None
+    assert {(c.backfill.state, c.backfill.started_at) for c in refill} == {
+        (started["state"], started["started_at"])
+    }
