@@ -362,25 +362,25 @@ DECLARE
     v_id bigint;
     -- The batch's backfills as locked (id order), whether each is dispatchable, its
     -- max_active_runs, and those not yet started (mark_backfill_started_once's guard).
-    v_locked bigint[] := '{}';
-    v_dispatchable bigint[] := '{}';
-    v_limits integer[] := '{}';
-    v_unstarted bigint[] := '{}';
-    v_ended_ids bigint[] := '{}';
-    v_ended_n integer[] := '{}';
+    v_locked bigint[] := ARRAY[]::bigint[];
+    v_dispatchable bigint[] := ARRAY[]::bigint[];
+    v_limits integer[] := ARRAY[]::integer[];
+    v_unstarted bigint[] := ARRAY[]::bigint[];
+    v_ended_ids bigint[] := ARRAY[]::bigint[];
+    v_ended_n integer[] := ARRAY[]::integer[];
     v_want integer := p_want;
-    v_claimed_bf bigint[] := '{}';
+    v_claimed_bf bigint[] := ARRAY[]::bigint[];
     v_new bigint[];
-    v_takes integer[] := '{}';
+    v_takes integer[] := ARRAY[]::integer[];
     v_rest integer;
     v_take integer;
     v_n integer;
 BEGIN
     o_fallback := false;
-    o_done_ids := '{}';
-    o_done_processed := '{}';
-    o_done_ingested := '{}';
-    o_runs := '{}';
+    o_done_ids := ARRAY[]::bigint[];
+    o_done_processed := ARRAY[]::bigint[];
+    o_done_ingested := ARRAY[]::bigint[];
+    o_runs := ARRAY[]::transfer_runs[];
     o_backfills := '[]';
     o_targets := '[]';
     o_queue_left := false;
