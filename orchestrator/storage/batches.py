@@ -4,7 +4,13 @@ several per run.
 Every transaction here locks the backfill rows it touches first (several in one statement,
 in id order), as every single-run transaction does, and claims only while the locked row
 says the backfill is dispatchable. A cancel takes the same lock, so a claim in a batch still
-either commits before the cancel or sees it: no run starts after a cancel committed."""
+either commits before the cancel or sees it: no run starts after a cancel committed.
+
+A batch of completions usually costs one statement, not a transaction of several: the
+same statements run server-side (pg_temp.complete_batch, see batches.sql), the call its
+own transaction, so the backfill locks are held for the server's work only, not across
+the worker's round trips. What it leaves to the transaction (throttled backfills, a
+backfill this batch may finish) it declines before writing anything."""
 
 from __future__ import annotations
 
@@ -215,50 +221,111 @@ class Batches:
         batch freed. Returns the runs that were still this worker's (the others' leases were
         lost), each with its row totals (processed, ingested), the runs claimed, and whether
         queued runs may be left (`queued_first` took as many as it asked for)."""
+        async with self.pool.acquire() as conn:
+            if claim is not None:
+                fast = await self._complete_in_one(conn, completions, claim)
+                if fast is not None:
+                    return fast
+            async with conn.transaction():
+                return await self._complete_runs(conn, completions, claim)
+
+    async def _complete_in_one(
+        self, conn: Conn, completions: list[Completion], claim: Claim
+    ) -> tuple[dict[int, tuple[int, int]], list[ClaimedRun], bool] | None:
+        """complete_runs' common case as one statement outside a transaction (see
+        complete_batch_function in batches.sql): its own transaction, one round trip, the
+        backfill locks held only while the server runs it. None when it declined (a
+        throttled backfill, one that may finish with this batch), having written nothing:
+        the caller runs the transaction of _complete_runs."""
+        args = (
+            sorted({c.backfill_id for c in completions}),
+            [c.backfill_id for c in completions],
+            [c.run_id for c in completions],
+            [c.token for c in completions],
+            [c.processed for c in completions],
+            [c.ingested for c in completions],
+            claim.want,
+            claim.lease,
+            claim.worker_id,
+            claim.queued_first,
+            claim.own,
+            claim.announce,
+            self.capacity,
+        )
+        try:
+            row = await conn.fetchrow(q("complete_batch"), *args)
+        except (asyncpg.UndefinedFunctionError, asyncpg.InvalidSchemaNameError):
+            # First use on this connection: pg_temp's function is made per session.
+            await conn.execute(q("complete_batch_function"))
+            row = await conn.fetchrow(q("complete_batch"), *args)
+        assert row is not None
+        if row["o_fallback"]:
+            return None
+        done = dict(
+            zip(
+                row["o_done_ids"],
+                zip(row["o_done_processed"], row["o_done_ingested"], strict=True),
+                strict=True,
+            )
+        )
+        # One backfill row and target per backfill, as _claimed builds them.
+        seen = {
+            b["id"]: (BackfillRow.from_row(b), Target.from_row(t))
+            for b, t in zip(row["o_backfills"], row["o_targets"], strict=True)
+        }
+        claimed = [
+            ClaimedRun(TransferRun.from_row(r), *seen[r["backfill_id"]]) for r in row["o_runs"]
+        ]
+        return done, claimed, row["o_queue_left"]
+
+    async def _complete_runs(
+        self, conn: Conn, completions: list[Completion], claim: Claim | None
+    ) -> tuple[dict[int, tuple[int, int]], list[ClaimedRun], bool]:
+        """complete_runs as one transaction of several statements (the caller opened it):
+        every case, the throttled and finishing backfills' included."""
         ids = sorted({c.backfill_id for c in completions})
         done: dict[int, tuple[int, int]] = {}
         claimed: list[ClaimedRun] = []
         want = claim.want if claim is not None else 0
         queue_left = False
-        async with self.pool.acquire() as conn, conn.transaction():
-            locked = await conn.fetch(q("lock_backfills_with_targets"), ids)
-            targets = {b["id"]: _target(b) for b in locked}
-            current: dict[int, asyncpg.Record] = {b["id"]: b for b in locked}
-            ended: dict[int, int] = {}
-            counted = await conn.fetch(
-                q("complete_and_count_many"),
-                [c.run_id for c in completions],
-                [c.token for c in completions],
-                [c.processed for c in completions],
-                [c.ingested for c in completions],
-            )
-            for row in counted:
-                done.update(
-                    zip(
-                        row["ended_ids"],
-                        zip(row["ended_processed"], row["ended_ingested"], strict=True),
-                        strict=True,
-                    )
+        locked = await conn.fetch(q("lock_backfills_with_targets"), ids)
+        targets = {b["id"]: _target(b) for b in locked}
+        current: dict[int, asyncpg.Record] = {b["id"]: b for b in locked}
+        ended: dict[int, int] = {}
+        counted = await conn.fetch(
+            q("complete_and_count_many"),
+            [c.run_id for c in completions],
+            [c.token for c in completions],
+            [c.processed for c in completions],
+            [c.ingested for c in completions],
+        )
+        for row in counted:
+            done.update(
+                zip(
+                    row["ended_ids"],
+                    zip(row["ended_processed"], row["ended_ingested"], strict=True),
+                    strict=True,
                 )
-                ended[row["id"]] = len(row["ended_ids"])
-                current[row["id"]] = await maybe_finish(conn, row)
-            if claim is not None and claim.queued_first and want > 0:
-                # The batch's own backfills are locked and read (as the completions left
-                # them): the usual case, a run replaced by a queued run of its backfill,
-                # costs no second read of them.
-                known = {i: (current[i], targets[i]) for i in current}
-                taken = await _claim_queued_anywhere(conn, claim, want, known)
-                claimed += taken
-                queue_left = len(taken) >= want
-                want = min(want - len(taken), want if claim.own is None else claim.own)
-            # Each backfill's ended runs are replaced one for one, so runs stay spread over
-            # the workers the way their messages first spread them.
-            wants: dict[int, int] = {}
-            for backfill_id in ids:
-                wants[backfill_id] = min(want - sum(wants.values()), ended.get(backfill_id, 0))
-            runs = await self._dispatch_all(conn, list(current.values()), wants, claim)
-            for backfill_id, rows in runs.items():
-                claimed += _claimed(current[backfill_id], targets[backfill_id], rows)
+            )
+            ended[row["id"]] = len(row["ended_ids"])
+            current[row["id"]] = await maybe_finish(conn, row)
+        if claim is not None and claim.queued_first and want > 0:
+            # The batch's own backfills are locked and read (as the completions left
+            # them): the usual case, a run replaced by a queued run of its backfill,
+            # costs no second read of them.
+            known = {i: (current[i], targets[i]) for i in current}
+            taken = await _claim_queued_anywhere(conn, claim, want, known)
+            claimed += taken
+            queue_left = len(taken) >= want
+            want = min(want - len(taken), want if claim.own is None else claim.own)
+        # Each backfill's ended runs are replaced one for one, so runs stay spread over
+        # the workers the way their messages first spread them.
+        wants: dict[int, int] = {}
+        for backfill_id in ids:
+            wants[backfill_id] = min(want - sum(wants.values()), ended.get(backfill_id, 0))
+        runs = await self._dispatch_all(conn, list(current.values()), wants, claim)
+        for backfill_id, rows in runs.items():
+            claimed += _claimed(current[backfill_id], targets[backfill_id], rows)
         return done, claimed, queue_left
 
     async def _dispatch_all(

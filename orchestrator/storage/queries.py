@@ -16,6 +16,12 @@ say) is a part: `-- part: claim_lease` opens it like a block, and `{part.claim_l
 line of its own includes it there, indented as the placeholder is. Parts are not statements
 (`q()` does not find them); a part may include other parts one level deep; a part used
 nowhere, or used but missing, is an error at load.
+
+A server-side function that runs named statements as they are (batches.sql's
+complete_batch) includes each by name: `{statement.claim_queued_anywhere(v_want, p_lease,
+p_worker)}` on a line of its own is that block's text without its `;`, its `$1`, `$2`, ...
+replaced by the arguments in order (the function's parameters and variables). The
+statement is then word for word the one the Python path sends, parts included.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from orchestrator.domain import states
 
 _NAME = re.compile(r"^--\s*(name|part):\s*(\w+)\s*$", re.MULTILINE)
 _PART = re.compile(r"^([ \t]*)\{part\.(\w+)\}[ \t]*$", re.MULTILINE)
+_STATEMENT = re.compile(r"^([ \t]*)\{statement\.(\w+)\(([^)]*)\)\}[ \t]*$", re.MULTILINE)
+_PARAM = re.compile(r"\$(\d+)(?!\d)")
 _STATE = re.compile(r"\{(run|backfill)\.(\w+)\}")
 _MACHINES: dict[str, type[StrEnum]] = {"run": states.RunState, "backfill": states.BackfillState}
 
@@ -72,6 +80,29 @@ def _include(blocks: dict[str, str], parts: dict[str, str], used: set[str]) -> d
     return {name: _PART.sub(part, body) for name, body in blocks.items()}
 
 
+def _statements(blocks: dict[str, str]) -> dict[str, str]:
+    """`{statement.name(a, b)}` placeholders replaced (one level: the included blocks are
+    taken as they are)."""
+
+    def statement(match: re.Match[str]) -> str:
+        indent, name = match.group(1), match.group(2)
+        args = [a.strip() for a in match.group(3).split(",") if a.strip()]
+        if name not in blocks:
+            raise RuntimeError(f"SQL statement {name!r} is included but not defined")
+        text = blocks[name].rstrip().removesuffix(";")
+
+        def param(p: re.Match[str]) -> str:
+            n = int(p.group(1))
+            if not 1 <= n <= len(args):
+                raise RuntimeError(f"SQL statement {name!r} uses ${n}: {len(args)} arguments given")
+            return args[n - 1]
+
+        text = _PARAM.sub(param, text)
+        return "\n".join(indent + line if line else line for line in text.splitlines())
+
+    return {name: _STATEMENT.sub(statement, body) for name, body in blocks.items()}
+
+
 def parse(files: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The named statements of `files` (file name, text), parts included, states rendered."""
     blocks: dict[str, str] = {}
@@ -97,7 +128,7 @@ def parse(files: Iterable[tuple[str, str]]) -> dict[str, str]:
     blocks = _include(blocks, parts, used)
     if unused := sorted(set(parts) - used):
         raise RuntimeError(f"SQL parts used nowhere: {unused}")
-    return blocks
+    return _statements(blocks)
 
 
 @cache

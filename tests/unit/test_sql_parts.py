@@ -63,3 +63,24 @@ def test_a_part_may_include_another_part() -> None:
         "WITH c AS (\n    UPDATE t SET\n        state = 'running',\n        worker_id = $2\n"
         "    RETURNING *\n)\nSELECT * FROM c;"
     )
+
+
+def test_a_statement_is_included_by_name_with_its_parameters_renamed() -> None:
+    sql = SQL + (
+        "\n-- name: fn\nBEGIN\n    FOR r IN\n        {statement.one(p_id, p_worker)}\n    LOOP\n"
+        "    END LOOP;\n    {statement.two(v_a, $12)}\nEND\n"
+    )
+    blocks = parse([("a.sql", sql)])
+    assert blocks["fn"].startswith(
+        "BEGIN\n    FOR r IN\n        UPDATE t SET\n            state = 'running',\n"
+        "            worker_id = p_worker\n        WHERE id = p_id\n    LOOP\n"
+    )
+    # Renamed once: an argument that is itself `$n` (the function's own) stays; no `;`.
+    assert "            worker_id = $12\n        RETURNING" in blocks["fn"]
+    assert "    SELECT * FROM x\nEND" in blocks["fn"]
+
+
+def test_a_statement_given_too_few_arguments_fails_at_load() -> None:
+    sql = SQL + "\n-- name: fn\nSELECT\n    {statement.one()}\n"
+    with pytest.raises(RuntimeError, match=r"'one' uses \$\d: 0 arguments"):
+        parse([("a.sql", sql)])
