@@ -196,7 +196,15 @@ class Batches:
 
     async def claim_runs(self, backfill_id: int, claim: Claim) -> list[ClaimedRun]:
         """A dispatch message woke a worker with `claim.want` free slots: it takes the named
-        run and as many more of the backfill's as it can, in one transaction."""
+        run and as many more of the backfill's as it can, in one transaction. Nothing when
+        the named run is no longer queued: a batch took it (or it went back to pending), and
+        the message is moot."""
+        if claim.named and not await self.pool.fetchval(q("run_is_queued"), claim.named):
+            # Read without the backfill's lock: a message racing the batches of several
+            # workers mostly finds its run taken, and the locked transaction (six round
+            # trips holding the row every batch of that backfill waits on) would only
+            # find that out later. A run still queued goes the locked way.
+            return []
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(q("lock_backfills_with_targets"), [backfill_id])
             if not rows:

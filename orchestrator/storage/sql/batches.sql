@@ -46,6 +46,11 @@ FROM (SELECT id FROM transfer_runs
 WHERE t.id = picked.id
 RETURNING t.*;
 
+-- name: run_is_queued
+-- Whether a dispatch message's run is still waiting for a worker (read without a lock:
+-- only a hint, the claim itself is made under the backfill's lock).
+SELECT EXISTS (SELECT 1 FROM transfer_runs WHERE id = $1 AND state = {run.queued});
+
 -- name: claim_pending_runs
 -- Pending runs straight to running for a worker with free slots, within what dispatch
 -- would queue now (max_active_runs less the active ones, and at most $6, the throttle's
