@@ -4,6 +4,7 @@ as they do one run at a time."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import uuid4
 
@@ -118,6 +119,30 @@ async def test_a_batch_with_messages_waiting_claims_queued_runs_oldest_first(
         gone,
     )
     assert late == 0
+
+
+async def test_a_message_whose_run_was_taken_claims_nothing_and_takes_no_lock(
+    ctx: Context, db: Any
+) -> None:
+    await date_range_target(ctx, "qm", {"type": "noop"}, max_active_runs=2)
+    backfill = await planned(ctx, "qm", "2024-01-01", "2024-01-05")
+    batches = Batches(ctx.pool)
+    # A batch took both queued runs; their messages are still on their way.
+    taken = await batches.claim_queued(claim(2))
+    assert len(taken) == 2
+    async with ctx.pool.acquire() as holder, holder.transaction():
+        # Whatever holds the backfill's row (a batch, a cancel) does not hold up a moot
+        # message: the locked path would wait here until the deadline.
+        await holder.execute("SELECT 1 FROM backfills WHERE id = $1 FOR UPDATE", backfill)
+        for c in taken:
+            late = batches.claim_runs(backfill, claim(4, named=c.run.id))
+            assert await asyncio.wait_for(late, timeout=5) == []
+    # Nothing else was claimed meanwhile: pending runs stay pending.
+    states = await db.fetch(
+        "SELECT state, count(*) FROM transfer_runs WHERE backfill_id = $1 GROUP BY state",
+        backfill,
+    )
+    assert dict(states) == {"running": 2, "pending": 3}
 
 
 async def test_free_slots_take_queued_runs_without_a_batch(ctx: Context, db: Any) -> None:
