@@ -239,3 +239,27 @@ async def test_bad_options_are_refused_when_the_target_is_created(
 
     broker = await refused({"exchange": consumer.exchange, "broker": "elsewhere"})
     assert broker["errors"][0]["pointer"] == "/sink/options/broker"
+
+
+async def test_a_target_stored_on_the_orchestrators_exchange_fails_without_a_retry(
+    client: Any, db: Any, consumer: Consumer, prefix: str
+) -> None:
+    """A target stored before the sink refused the orchestrator's own exchanges: its runs
+    fail at the sink's open, for good, and publish nothing there."""
+    await make_items(db, 5)
+    sink = {"type": "rabbitmq", "options": {"exchange": consumer.exchange}}
+    await make_target(client, "items-to-own", "table", tables=["items"], sink=sink)
+    await db.execute(
+        "UPDATE targets SET sink = jsonb_set(sink, '{options,exchange}', to_jsonb($1::text))"
+        " WHERE name = 'items-to-own'",
+        prefix,
+    )
+    created = await start_backfill(client, "items-to-own", max_attempts=3)
+    done = await wait_backfill(client, created["id"], {"completed", "failed"})
+    assert done["state"] == "failed", done
+    assert "the orchestrator's own" in done["error_report"][0]["error"]
+    attempts = await db.fetch(
+        "SELECT attempt FROM transfer_runs WHERE backfill_id = $1", created["id"]
+    )
+    assert [r["attempt"] for r in attempts] == [1], "a refusal no retry can change was retried"
+    assert consumer.messages == []
