@@ -12,10 +12,12 @@ statements stay as fast as hand-written ones:
   'running')`, read from the domain's `RUN_ACTIVE`, `BACKFILL_DISPATCHABLE` and so on.
 
 A piece of SQL several statements must share word for word (what a claim writes on a run,
-say) is a part: `-- part: claim_lease` opens it like a block, and `{part.claim_lease}` on a
+say) is a part: `-- part: claim_write` opens it like a block, and `{part.claim_write}` on a
 line of its own includes it there, indented as the placeholder is. Parts are not statements
 (`q()` does not find them); a part may include other parts one level deep; a part used
-nowhere, or used but missing, is an error at load.
+nowhere, or used but missing, is an error at load. A part shared by statements whose
+parameters are numbered differently names its own `$1`, `$2`, ... and is included with
+arguments, `{part.claim_write($4, $5)}`: its parameters are replaced by them in order.
 
 A server-side function that runs named statements as they are (batches.sql's
 complete_batch) includes each by name: `{statement.claim_queued_anywhere(v_want, p_lease,
@@ -35,7 +37,7 @@ from importlib import resources
 from orchestrator.domain import states
 
 _NAME = re.compile(r"^--\s*(name|part):\s*(\w+)\s*$", re.MULTILINE)
-_PART = re.compile(r"^([ \t]*)\{part\.(\w+)\}[ \t]*$", re.MULTILINE)
+_PART = re.compile(r"^([ \t]*)\{part\.(\w+)(?:\(([^)]*)\))?\}[ \t]*$", re.MULTILINE)
 _STATEMENT = re.compile(r"^([ \t]*)\{statement\.(\w+)\(([^)]*)\)\}[ \t]*$", re.MULTILINE)
 _PARAM = re.compile(r"\$(\d+)(?!\d)")
 _STATE = re.compile(r"\{(run|backfill)\.(\w+)\}")
@@ -75,9 +77,25 @@ def _include(blocks: dict[str, str], parts: dict[str, str], used: set[str]) -> d
         if name not in parts:
             raise RuntimeError(f"SQL part {name!r} is used but not defined")
         used.add(name)
-        return "\n".join(indent + line if line else line for line in parts[name].splitlines())
+        text = parts[name]
+        if match.group(3) is not None:
+            text = _with_arguments(f"part {name!r}", text, match.group(3))
+        return "\n".join(indent + line if line else line for line in text.splitlines())
 
     return {name: _PART.sub(part, body) for name, body in blocks.items()}
+
+
+def _with_arguments(what: str, text: str, arguments: str) -> str:
+    """`text` with its `$1`, `$2`, ... replaced by `arguments` (comma-separated) in order."""
+    args = [a.strip() for a in arguments.split(",") if a.strip()]
+
+    def param(p: re.Match[str]) -> str:
+        n = int(p.group(1))
+        if not 1 <= n <= len(args):
+            raise RuntimeError(f"SQL {what} uses ${n}: {len(args)} arguments given")
+        return args[n - 1]
+
+    return _PARAM.sub(param, text)
 
 
 def _statements(blocks: dict[str, str]) -> dict[str, str]:
@@ -86,18 +104,10 @@ def _statements(blocks: dict[str, str]) -> dict[str, str]:
 
     def statement(match: re.Match[str]) -> str:
         indent, name = match.group(1), match.group(2)
-        args = [a.strip() for a in match.group(3).split(",") if a.strip()]
         if name not in blocks:
             raise RuntimeError(f"SQL statement {name!r} is included but not defined")
         text = blocks[name].rstrip().removesuffix(";")
-
-        def param(p: re.Match[str]) -> str:
-            n = int(p.group(1))
-            if not 1 <= n <= len(args):
-                raise RuntimeError(f"SQL statement {name!r} uses ${n}: {len(args)} arguments given")
-            return args[n - 1]
-
-        text = _PARAM.sub(param, text)
+        text = _with_arguments(f"statement {name!r}", text, match.group(3))
         return "\n".join(indent + line if line else line for line in text.splitlines())
 
     return {name: _STATEMENT.sub(statement, body) for name, body in blocks.items()}

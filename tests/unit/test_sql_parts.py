@@ -84,3 +84,27 @@ def test_a_statement_given_too_few_arguments_fails_at_load() -> None:
     sql = SQL + "\n-- name: fn\nSELECT\n    {statement.one()}\n"
     with pytest.raises(RuntimeError, match=r"'one' uses \$\d: 0 arguments"):
         parse([("a.sql", sql)])
+
+
+def test_a_part_is_included_with_its_parameters_renamed() -> None:
+    sql = (
+        "-- part: write\n-- what a claim writes\nlease = $1,\nworker_id = $2\n"
+        "-- name: from_queue\nUPDATE t SET\n    {part.write($4, $5)}\nWHERE id = $1;\n"
+        "-- name: anywhere\nUPDATE t SET\n    {part.write($2, $3)}\nWHERE id = $1;\n"
+        "-- name: as_written\nUPDATE t SET\n    {part.write}\n;\n"
+    )
+    blocks = parse([("a.sql", sql)])
+    assert blocks["from_queue"] == (
+        "UPDATE t SET\n    lease = $4,\n    worker_id = $5\nWHERE id = $1;"
+    )
+    assert blocks["anywhere"] == (
+        "UPDATE t SET\n    lease = $2,\n    worker_id = $3\nWHERE id = $1;"
+    )
+    # Without arguments, the part's own parameters stand.
+    assert "    lease = $1,\n    worker_id = $2" in blocks["as_written"]
+
+
+def test_a_part_given_too_few_arguments_fails_at_load() -> None:
+    sql = "-- part: write\nlease = $1\n-- name: one\nUPDATE t SET\n    {part.write()}\n;\n"
+    with pytest.raises(RuntimeError, match=r"part 'write' uses \$1: 0 arguments"):
+        parse([("a.sql", sql)])
