@@ -106,7 +106,7 @@ class MaintenanceStore:
             capacity = (
                 None
                 if self.capacity is None
-                else await conn.fetchval(q("dispatch_capacity"), 0, self.capacity)
+                else await conn.fetchval(q("dispatch_capacity"), self.capacity)
             )
         assert outbox is not None
         return Overview(

@@ -12,15 +12,16 @@ WHERE b.id = ANY($1::bigint[])
 ORDER BY b.id
 FOR UPDATE OF b;
 
--- part: claim_lease
--- What a claim writes on each run it takes from pending ($4 the lease in seconds, $5 the
--- worker): the same for a worker taking runs itself and for a batch that claims and queues.
+-- part: claim_write
+-- What a claim writes on each run it takes ($1 the lease in seconds, $2 the worker), from
+-- the queue or straight from pending, by a message, a batch or a free slot: one text, so
+-- every claim starts an attempt the same way. A run taken from pending also gets
+-- `queued_at = now()` beside it (it never waited in the queue).
 state = {run.running},
 attempt = t.attempt + 1,
 lease_token = gen_random_uuid(),
-lease_expires_at = now() + make_interval(secs => $4),
-worker_id = $5,
-queued_at = now(),
+lease_expires_at = now() + make_interval(secs => $1),
+worker_id = $2,
 started_at = coalesce(t.started_at, clock_timestamp()),
 error = NULL,
 updated_at = now()
@@ -30,14 +31,7 @@ updated_at = now()
 -- one a dispatch message named), each with a lease token of its own. Caller holds the
 -- backfill lock and checked its state.
 UPDATE transfer_runs t SET
-    state = {run.running},
-    attempt = t.attempt + 1,
-    lease_token = gen_random_uuid(),
-    lease_expires_at = now() + make_interval(secs => $4),
-    worker_id = $5,
-    started_at = coalesce(t.started_at, clock_timestamp()),
-    error = NULL,
-    updated_at = now()
+    {part.claim_write($4, $5)}
 FROM (SELECT id FROM transfer_runs
       WHERE backfill_id = $1 AND state = {run.queued} AND ($2 = 0 OR id = $2)
       ORDER BY seq
@@ -65,7 +59,8 @@ picked AS (
     LIMIT least($3, $6, greatest(0, $2 - (SELECT n FROM active)))
     FOR UPDATE SKIP LOCKED)
 UPDATE transfer_runs t SET
-    {part.claim_lease}
+    queued_at = now(),
+    {part.claim_write($4, $5)}
 FROM picked
 WHERE t.id = picked.id
 RETURNING t.*;
@@ -100,6 +95,14 @@ SELECT 'run.dispatch',
        jsonb_build_object('type', 'run.dispatch', 'run_id', id, 'backfill_id', $1::bigint)
 FROM unnest($2::bigint[]) AS id;
 
+-- part: capacity_in_force
+-- The runs queued or running that dispatch shares out ($1: BACKFILL_DISPATCH_CAPACITY, 0
+-- when unset): the setting, or the slots of the executor workers up now by their
+-- heartbeats (16, one default worker's, while none is: runs then wait queued for the first).
+CASE WHEN $1 > 0 THEN $1 ELSE coalesce(
+    (SELECT sum(w.concurrency)::integer FROM workers w WHERE w.live_until > now()), 16)
+END
+
 -- part: fair_shares
 -- The shares of the dispatch capacity ($2, see `capacity` below) of the backfills in `asked` (a CTE of ids the
 -- including statement defines first): `share` (id, n). Every backfill with work (runs
@@ -109,13 +112,10 @@ FROM unnest($2::bigint[]) AS id;
 -- run each to the largest remainders (then the oldest backfills), so ten equal backfills
 -- of a capacity of 16 run 16 runs at once, not 10. At least one each, at most its
 -- max_active_runs.
--- The capacity is $2 when pinned (BACKFILL_DISPATCH_CAPACITY); $2 = 0 means the slots of
--- the executor workers up now, by their heartbeats (16, one default worker's, while none
--- is: its runs then wait queued for the first).
 capacity AS (
-    SELECT CASE WHEN $2 > 0 THEN $2 ELSE coalesce(
-        (SELECT sum(w.concurrency)::integer FROM workers w WHERE w.live_until > now()), 16)
-        END AS n),
+    SELECT
+        {part.capacity_in_force($2)}
+        AS n),
 working AS (
     SELECT o.id, o.priority, o.max_active_runs FROM backfills o
     WHERE o.state IN {backfill.DISPATCHABLE}
@@ -213,7 +213,8 @@ numbered AS (
     FROM locked),
 claimed AS (
     UPDATE transfer_runs t SET
-        {part.claim_lease}
+        queued_at = now(),
+        {part.claim_write($4, $5)}
     FROM numbered WHERE t.id = numbered.id AND numbered.n <= numbered.want
     RETURNING t.*),
 queued AS (
@@ -281,14 +282,7 @@ picked AS MATERIALIZED (
     WHERE c.backfill_id IN (SELECT id FROM lockable) AND t.state = {run.queued}
     FOR UPDATE OF t SKIP LOCKED)
 UPDATE transfer_runs t SET
-    state = {run.running},
-    attempt = t.attempt + 1,
-    lease_token = gen_random_uuid(),
-    lease_expires_at = now() + make_interval(secs => $2),
-    worker_id = $3,
-    started_at = coalesce(t.started_at, clock_timestamp()),
-    error = NULL,
-    updated_at = now()
+    {part.claim_write($2, $3)}
 FROM picked
 WHERE t.id = picked.id
 RETURNING t.*;

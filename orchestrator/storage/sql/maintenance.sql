@@ -71,12 +71,10 @@ WHERE last_seen_at > now() - interval '1 day'
 ORDER BY last_seen_at DESC LIMIT 100;
 
 -- name: dispatch_capacity
--- The capacity the fair shares use now, from the very CTE they use ($2: the setting, 0 when
--- unset; $1 is only there because the part names it).
-WITH asked AS (SELECT $1::bigint AS id WHERE false),
-{part.fair_shares}
-done AS (SELECT 1)
-SELECT n FROM capacity;
+-- The capacity the fair shares use now, in their own words ($1: the setting, 0 when unset).
+SELECT
+    {part.capacity_in_force($1)}
+    AS n;
 
 -- name: overview_outbox
 SELECT count(*) AS unsent, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL;
