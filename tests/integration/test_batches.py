@@ -31,6 +31,16 @@ async def planned(ctx: Context, name: str, start: str, end: str, **fields: Any) 
     return backfill.id
 
 
+async def prioritised(ctx: Context, prefix: str) -> list[int]:
+    """Four planned backfills with work, of priorities 5, 5, 5 and 1, oldest first."""
+    ids = []
+    for suffix, priority in (("a", 5), ("b", 5), ("c", 5), ("d", 1)):
+        name = prefix + suffix
+        await date_range_target(ctx, name, {"type": "noop"}, max_active_runs=8)
+        ids.append(await planned(ctx, name, "2024-01-01", "2024-01-20", priority=priority))
+    return ids
+
+
 def claim(want: int, named: int = 0) -> Claim:
     return Claim(want, 30.0, "tester", named)
 
@@ -159,10 +169,7 @@ async def test_free_slots_take_queued_runs_without_a_batch(ctx: Context, db: Any
 async def test_the_capacity_rounding_down_leaves_goes_to_the_largest_remainders(
     ctx: Context, db: Any
 ) -> None:
-    ids = []
-    for name, priority in (("ra", 5), ("rb", 5), ("rc", 5), ("rd", 1)):
-        await date_range_target(ctx, name, {"type": "noop"}, max_active_runs=8)
-        ids.append(await planned(ctx, name, "2024-01-01", "2024-01-20", priority=priority))
+    ids = await prioritised(ctx, "r")
     # A capacity of 10 over priorities 5, 5, 5, 1: 3.125 each and 0.625, rounded down to
     # 3, 3, 3 and 0; the one run left goes to the largest remainder, the smallest backfill,
     # which would get at least one anyway. Ten runs at once, as the capacity says.
@@ -177,10 +184,7 @@ async def test_the_capacity_rounding_down_leaves_goes_to_the_largest_remainders(
 async def test_an_unpinned_capacity_is_the_slots_of_the_workers_up_now(
     ctx: Context, db: Any
 ) -> None:
-    ids = []
-    for name, priority in (("la", 5), ("lb", 5), ("lc", 5), ("ld", 1)):
-        await date_range_target(ctx, name, {"type": "noop"}, max_active_runs=8)
-        ids.append(await planned(ctx, name, "2024-01-01", "2024-01-20", priority=priority))
+    ids = await prioritised(ctx, "l")
 
     async def shares() -> list[int]:
         # 0: the capacity BACKFILL_DISPATCH_CAPACITY left unset stands for.
