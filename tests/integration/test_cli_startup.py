@@ -184,6 +184,12 @@ async def test_overview_marks_workers_alive_stale_or_stopped(
                   ('done', 'h', 2, '{executor}', now() - interval '2 hours',
                    now() - interval '1 hour', now() - interval '1 hour')"""
     )
+    # Seen a moment ago, but its heartbeat vouched for it only until then: as stale as the
+    # capacity counts it (not at all), whatever the reader's own heartbeat period.
+    await db.execute(
+        """INSERT INTO workers (id, hostname, pid, roles, concurrency, live_until)
+           VALUES ('lapsed', 'h', 3, '{executor}', 4, now() - interval '1 second')"""
+    )
 
     async def beating() -> dict[str, str] | None:
         body = await api(client, "GET", "/ops/overview", 200)
@@ -191,4 +197,9 @@ async def test_overview_marks_workers_alive_stale_or_stopped(
         return seen if worker.worker.worker_id in seen else None
 
     seen = await wait_until(beating, what="the worker's first heartbeat")
-    assert seen == {worker.worker.worker_id: "alive", "gone": "stale", "done": "stopped"}
+    assert seen == {
+        worker.worker.worker_id: "alive",
+        "gone": "stale",
+        "done": "stopped",
+        "lapsed": "stale",
+    }

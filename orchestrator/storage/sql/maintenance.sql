@@ -61,10 +61,14 @@ SELECT id, backfill_id, created_at, not_before FROM transfer_runs
 WHERE state = {run.pending} ORDER BY created_at, id LIMIT 1;
 
 -- name: overview_workers
--- $1: seconds without a heartbeat after which a worker that never said it stopped is stale.
+-- A worker is alive while its last heartbeat vouches for it (`live_until`, by its own
+-- heartbeat period): the same test the capacity counts its slots by, so the overview never
+-- shows alive a worker whose slots dispatch no longer counts. $1: for a row written before
+-- heartbeats said so, the seconds without one after which it is stale.
 SELECT id, hostname, pid, roles, concurrency, started_at, last_seen_at, stopped_at,
        CASE WHEN stopped_at IS NOT NULL THEN 'stopped'
-            WHEN last_seen_at > now() - make_interval(secs => $1) THEN 'alive'
+            WHEN coalesce(live_until, last_seen_at + make_interval(secs => $1)) > now()
+                THEN 'alive'
             ELSE 'stale' END AS status
 FROM workers
 WHERE last_seen_at > now() - interval '1 day'
